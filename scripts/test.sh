@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# README command 2 (and CI): setup, test fixtures, format and lint checks, the Rust
+# tests, the Python exporter tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+# Fixtures need Python (bad TorchScript files, onnxruntime reference mattes).
+want=$(cat models/source/modnet_photographic.onnx data/images/astronaut.png tools/modnet/*.py | sha256sum | cut -d' ' -f1)
+if [ "$(cat data/fixtures/.inputs.sha256 2>/dev/null)" != "$want" ]; then
+  (cd tools && ../.venv/bin/python -m modnet.fixtures --onnx ../models/source/modnet_photographic.onnx \
+      --images ../data/images --out ../data/fixtures)
+  echo "$want" > data/fixtures/.inputs.sha256
+fi
+
+echo "[test] cargo fmt --check"
+cargo fmt --all -- --check
+echo "[test] cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "[test] cargo test"
+cargo test --workspace --quiet
+echo "[test] pytest tools/tests"
+(cd tools && ../.venv/bin/python -m pytest -q tests)

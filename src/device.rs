@@ -1,0 +1,140 @@
+//! Where inference runs: `auto`, `cpu`, `cuda` or `cuda:N`.
+//!
+//! Today every path resolves to the CPU unless libtorch itself reports a usable CUDA
+//! device; the CUDA path proper (run-time loading of libtorch_cuda, pinned memory,
+//! streams) arrives later and will live here.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceRequest {
+    /// CUDA where it works, else CPU.
+    #[default]
+    Auto,
+    Cpu,
+    /// A CUDA device by ordinal.
+    Cuda(usize),
+}
+
+impl FromStr for DeviceRequest {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| Error::Device {
+            device: s.to_string(),
+            reason: format!("{why} (expected auto, cpu, cuda or cuda:N)"),
+        };
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            other => match other.strip_prefix("cuda:") {
+                Some(n) => n
+                    .parse::<usize>()
+                    .map(Self::Cuda)
+                    .map_err(|_| bad("the CUDA ordinal is not a number")),
+                None => Err(bad("unknown device")),
+            },
+        }
+    }
+}
+
+impl fmt::Display for DeviceRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// The device chosen for a request, and why (for a log line).
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub device: tch::Device,
+    pub why: String,
+}
+
+/// Turns a request into a device, or an error naming what is missing.
+pub fn resolve(request: DeviceRequest) -> Result<Resolved> {
+    let cuda_count = cuda_device_count();
+    match request {
+        DeviceRequest::Cpu => Ok(Resolved {
+            device: tch::Device::Cpu,
+            why: "cpu requested".into(),
+        }),
+        DeviceRequest::Auto if cuda_count > 0 => Ok(Resolved {
+            device: tch::Device::Cuda(0),
+            why: format!("auto: libtorch sees {cuda_count} CUDA device(s)"),
+        }),
+        DeviceRequest::Auto => Ok(Resolved {
+            device: tch::Device::Cpu,
+            why: "auto: libtorch sees no usable CUDA device, using the CPU".into(),
+        }),
+        DeviceRequest::Cuda(n) if n < cuda_count => Ok(Resolved {
+            device: tch::Device::Cuda(n),
+            why: format!("cuda:{n} requested"),
+        }),
+        DeviceRequest::Cuda(n) => Err(Error::Device {
+            device: request.to_string(),
+            reason: if cuda_count == 0 {
+                "libtorch sees no usable CUDA device (no NVIDIA driver or GPU, or libtorch's CUDA libraries are not loaded); use device=cpu or auto".into()
+            } else {
+                format!("there are {cuda_count} CUDA device(s), numbered from 0: no cuda:{n}")
+            },
+        }),
+    }
+}
+
+fn cuda_device_count() -> usize {
+    // Both calls are safe without a driver: they return 0/false, never panic.
+    if tch::Cuda::is_available() {
+        usize::try_from(tch::Cuda::device_count()).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_spelling() {
+        assert_eq!(
+            "auto".parse::<DeviceRequest>().ok(),
+            Some(DeviceRequest::Auto)
+        );
+        assert_eq!(
+            " CPU ".parse::<DeviceRequest>().ok(),
+            Some(DeviceRequest::Cpu)
+        );
+        assert_eq!(
+            "cuda".parse::<DeviceRequest>().ok(),
+            Some(DeviceRequest::Cuda(0))
+        );
+        assert_eq!(
+            "cuda:3".parse::<DeviceRequest>().ok(),
+            Some(DeviceRequest::Cuda(3))
+        );
+        for bad in ["", "gpu", "cuda:", "cuda:x", "cuda:-1"] {
+            let err = bad.parse::<DeviceRequest>().unwrap_err().to_string();
+            assert!(
+                err.contains("expected auto, cpu, cuda or cuda:N"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn cpu_always_resolves() {
+        assert_eq!(
+            resolve(DeviceRequest::Cpu).unwrap().device,
+            tch::Device::Cpu
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! The engine: one loaded model plus the settings that turn frames into mattes.
+//! Synchronous for now: `matte` runs preprocess -> model -> postprocess on the
+//! caller's thread (the pipelined scheduler arrives with the streaming issue).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::device::{self, DeviceRequest};
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::postprocess::{self, Matte};
+use crate::preprocess::{self, Frame, MIN_SIDE};
+
+/// Largest accepted `ref_size`: beyond it MODNet's receptive field no longer covers a
+/// portrait and the cost explodes (246 GFLOP a frame at 1088).
+pub const MAX_REF_SIZE: u32 = 2048;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub model_path: PathBuf,
+    pub device: DeviceRequest,
+    /// Short side of the network input for most frames (MODNet's reference rule).
+    pub ref_size: u32,
+    /// libtorch intra-op threads; 0 keeps libtorch's default (one per core).
+    /// libtorch's thread pool is process-wide: the last engine created sets it.
+    pub num_threads: usize,
+    /// Frame size to run two warm-up passes at when loading, so that the first real
+    /// frame does not pay libtorch's one-off costs; `None` skips it.
+    pub warmup_frame: Option<(u32, u32)>,
+}
+
+impl EngineConfig {
+    pub fn new(model_path: impl Into<PathBuf>) -> Self {
+        Self {
+            model_path: model_path.into(),
+            device: DeviceRequest::Auto,
+            ref_size: 512,
+            num_threads: 0,
+            warmup_frame: Some((1280, 720)),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(MIN_SIDE..=MAX_REF_SIZE).contains(&self.ref_size) {
+            return Err(Error::InvalidConfig(format!(
+                "ref-size {} is outside {MIN_SIDE}..={MAX_REF_SIZE}",
+                self.ref_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Time spent in each stage for one frame.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimings {
+    pub preprocess: Duration,
+    pub inference: Duration,
+    pub postprocess: Duration,
+}
+
+impl StageTimings {
+    pub fn total(&self) -> Duration {
+        self.preprocess + self.inference + self.postprocess
+    }
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    model: Model,
+    config: EngineConfig,
+    device_note: String,
+}
+
+impl Engine {
+    /// Resolves the device, loads and checks the model, warms up.
+    pub fn new(config: EngineConfig) -> Result<Self> {
+        config.validate()?;
+        if config.num_threads > 0 {
+            let n = i32::try_from(config.num_threads).map_err(|_| {
+                Error::InvalidConfig(format!("num-threads {} is too large", config.num_threads))
+            })?;
+            tch::set_num_threads(n);
+        }
+        let resolved = device::resolve(config.device)?;
+        let model = Model::load(&config.model_path, resolved.device)?;
+        let engine = Self {
+            model,
+            config,
+            device_note: resolved.why,
+        };
+        if let Some((w, h)) = engine.config.warmup_frame {
+            engine.warm_up(w, h)?;
+        }
+        Ok(engine)
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Which device runs the model and why it was chosen (for a log line).
+    pub fn device_note(&self) -> &str {
+        &self.device_note
+    }
+
+    pub fn device(&self) -> tch::Device {
+        self.model.device()
+    }
+
+    /// Two forward passes at the input size a `width` x `height` frame gets: the
+    /// first pays oneDNN's and the graph executor's one-off work, the second the
+    /// profiling executor's optimised plan.
+    pub fn warm_up(&self, width: u32, height: u32) -> Result<()> {
+        let (w, h) = preprocess::inference_size(width, height, self.config.ref_size);
+        let input = tch::Tensor::f_zeros(
+            [1, 3, h as i64, w as i64],
+            (tch::Kind::Float, self.device()),
+        )?;
+        for _ in 0..2 {
+            let _matte = self.model.forward(&input)?;
+        }
+        Ok(())
+    }
+
+    /// The (width, height) the network sees for a frame of this size.
+    pub fn inference_size(&self, width: u32, height: u32) -> (u32, u32) {
+        preprocess::inference_size(width, height, self.config.ref_size)
+    }
+
+    /// The matte of one frame, at the frame's size, with the time each stage took.
+    pub fn matte(&self, frame: &Frame<'_>) -> Result<(Matte, StageTimings)> {
+        let t0 = Instant::now();
+        let input = preprocess::to_input(frame, self.config.ref_size, self.device())?;
+        let t1 = Instant::now();
+        let out = self.model.forward(&input)?;
+        let t2 = Instant::now();
+        let matte = postprocess::to_matte(&out, frame.width, frame.height)?;
+        let t3 = Instant::now();
+        Ok((
+            matte,
+            StageTimings {
+                preprocess: t1 - t0,
+                inference: t2 - t1,
+                postprocess: t3 - t2,
+            },
+        ))
+    }
+}

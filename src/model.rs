@@ -1,0 +1,166 @@
+//! The TorchScript MODNet: loading, the contract check, the forward pass.
+//!
+//! Contract (models/README.md): input float32 [1,3,H,W] in [-1,1], H and W multiples
+//! of 32; output one float32 tensor [1,1,H,W] with values in [0,1].
+
+use std::path::{Path, PathBuf};
+
+use tch::{CModule, Device, IValue, Kind, Tensor};
+
+use crate::error::{Error, Result};
+
+/// Probe input size: small (cheap at load) but deep enough for the 1/32 stage.
+const PROBE_SIDE: i64 = 64;
+/// Values a sigmoid output may exceed [0,1] by through rounding.
+const RANGE_SLACK: f64 = 1e-5;
+
+pub struct Model {
+    module: CModule,
+    path: PathBuf,
+    device: Device,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("path", &self.path)
+            .field("device", &self.device)
+            .finish()
+    }
+}
+
+impl Model {
+    /// Loads `path` on `device` and checks the contract with one probe forward pass.
+    pub fn load(path: &Path, device: Device) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::ModelNotFound {
+                path: path.to_path_buf(),
+            },
+            _ => Error::ModelLoad {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            },
+        })?;
+        if !meta.is_file() {
+            return Err(Error::ModelLoad {
+                path: path.to_path_buf(),
+                reason: "not a regular file".into(),
+            });
+        }
+        let mut module = CModule::load_on_device(path, device).map_err(|e| Error::ModelLoad {
+            path: path.to_path_buf(),
+            reason: first_line(&e.to_string()),
+        })?;
+        module.set_eval();
+        let model = Self {
+            module,
+            path: path.to_path_buf(),
+            device,
+        };
+        model.probe()?;
+        Ok(model)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// The matte for a prepared input; the output is checked for shape and dtype on
+    /// every call (cheap), so a model that changes its mind cannot corrupt a frame.
+    pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        let _guard = tch::no_grad_guard();
+        let out = self
+            .module
+            .forward_is(&[IValue::Tensor(input.shallow_clone())])
+            .map_err(|e| {
+                self.contract(format!(
+                    "forward pass failed: {}",
+                    first_line(&e.to_string())
+                ))
+            })?;
+        let out = match out {
+            IValue::Tensor(t) => t,
+            other => {
+                return Err(self.contract(format!(
+                    "returned {} instead of one tensor",
+                    ivalue_kind(&other)
+                )));
+            }
+        };
+        let size = input.size();
+        let expected = [1, 1, size[2], size[3]];
+        if out.size() != expected {
+            return Err(self.contract(format!(
+                "returned shape {:?} for input {:?} (expected {:?})",
+                out.size(),
+                size,
+                expected
+            )));
+        }
+        if out.kind() != Kind::Float {
+            return Err(self.contract(format!("returned dtype {:?} (expected Float)", out.kind())));
+        }
+        Ok(out)
+    }
+
+    fn probe(&self) -> Result<()> {
+        // A smooth ramp in [-1,1]: deterministic, and not constant (InstanceNorm).
+        let ramp = Tensor::f_linspace(
+            -1.0,
+            1.0,
+            3 * PROBE_SIDE * PROBE_SIDE,
+            (Kind::Float, self.device),
+        )?;
+        let input = ramp.f_view([1, 3, PROBE_SIDE, PROBE_SIDE])?;
+        let out = self.forward(&input)?;
+        let (lo, hi) = (
+            out.f_min()?.double_value(&[]),
+            out.f_max()?.double_value(&[]),
+        );
+        if !(lo >= -RANGE_SLACK && hi <= 1.0 + RANGE_SLACK) {
+            return Err(self.contract(format!("output values span [{lo}, {hi}] (expected [0, 1])")));
+        }
+        Ok(())
+    }
+
+    fn contract(&self, reason: String) -> Error {
+        Error::ModelContract {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+}
+
+fn ivalue_kind(v: &IValue) -> &'static str {
+    match v {
+        IValue::None => "None",
+        IValue::Tensor(_) => "a tensor",
+        IValue::Double(_) => "a float",
+        IValue::Int(_) => "an int",
+        IValue::Bool(_) => "a bool",
+        IValue::Tuple(_) => "a tuple",
+        IValue::String(_) => "a string",
+        IValue::GenericList(_)
+        | IValue::TensorList(_)
+        | IValue::DoubleList(_)
+        | IValue::IntList(_)
+        | IValue::BoolList(_)
+        | IValue::StringList(_) => "a list",
+        IValue::GenericDict(_) => "a dict",
+        IValue::Object(_) => "an object",
+        _ => "a value of another type",
+    }
+}
+
+/// libtorch errors carry a C++ backtrace after the first line; users need the first.
+fn first_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("unknown error")
+        .to_string()
+}

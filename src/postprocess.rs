@@ -1,0 +1,103 @@
+//! Network output -> alpha at the frame's size, and compositing over a background.
+
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, Result};
+
+/// A matte at the frame's size, row-major, one value per pixel.
+#[derive(Debug, Clone)]
+pub struct Matte {
+    pub width: u32,
+    pub height: u32,
+    /// Alpha in [0,1].
+    pub alpha: Vec<f32>,
+    /// Alpha in 0..=255 (rounded).
+    pub alpha_u8: Vec<u8>,
+}
+
+/// [1,1,h,w] matte -> frame-sized alpha (bilinear, align_corners = false, as in
+/// `tools/modnet/reference.py`).
+pub fn to_matte(out: &Tensor, width: u32, height: u32) -> Result<Matte> {
+    let (w, h) = (width as i64, height as i64);
+    let size = out.size();
+    let resized = if size[2..] == [h, w] {
+        out.shallow_clone()
+    } else {
+        out.f_upsample_bilinear2d([h, w], false, None, None)?
+    };
+    let alpha = resized
+        .f_clamp(0.0, 1.0)?
+        .f_to_device(tch::Device::Cpu)?
+        .f_contiguous()?;
+    let alpha_u8 = alpha
+        .f_mul_scalar(255.0)?
+        .f_round()?
+        .f_to_kind(Kind::Uint8)?;
+    let alpha = Vec::<f32>::try_from(alpha.f_flatten(0, -1)?)?;
+    let alpha_u8 = Vec::<u8>::try_from(alpha_u8.f_flatten(0, -1)?)?;
+    Ok(Matte {
+        width,
+        height,
+        alpha,
+        alpha_u8,
+    })
+}
+
+/// out = alpha x foreground + (1 - alpha) x background, for packed RGB frames of the
+/// matte's size.
+pub fn composite_rgb(foreground: &[u8], background: &[u8], matte: &Matte) -> Result<Vec<u8>> {
+    let n = matte.width as usize * matte.height as usize;
+    for (name, buf) in [("foreground", foreground), ("background", background)] {
+        if buf.len() != n * 3 {
+            return Err(Error::InvalidFrame(format!(
+                "{name} has {} bytes, {}x{} RGB needs {}",
+                buf.len(),
+                matte.width,
+                matte.height,
+                n * 3
+            )));
+        }
+    }
+    let out = foreground
+        .chunks_exact(3)
+        .zip(background.chunks_exact(3))
+        .zip(&matte.alpha)
+        .flat_map(|((f, b), &a)| {
+            let mix = |f: u8, b: u8| (a * f as f32 + (1.0 - a) * b as f32).round() as u8;
+            [mix(f[0], b[0]), mix(f[1], b[1]), mix(f[2], b[2])]
+        })
+        .collect();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matte_is_resized_bilinearly_and_quantised() {
+        // A 1x2 matte [0, 1] stretched to 4x1: bilinear, align_corners = false.
+        let m = Tensor::from_slice(&[0.0f32, 1.0]).view([1, 1, 1, 2]);
+        let matte = to_matte(&m, 4, 1).unwrap();
+        assert_eq!(matte.alpha, vec![0.0, 0.25, 0.75, 1.0]);
+        assert_eq!(matte.alpha_u8, vec![0, 64, 191, 255]);
+    }
+
+    #[test]
+    fn composite_mixes_by_alpha() {
+        let matte = Matte {
+            width: 3,
+            height: 1,
+            alpha: vec![1.0, 0.0, 0.5],
+            alpha_u8: vec![255, 0, 128],
+        };
+        let fg = [200, 100, 0, 200, 100, 0, 200, 100, 0];
+        let bg = [0, 0, 100, 0, 0, 100, 0, 0, 100];
+        let out = composite_rgb(&fg, &bg, &matte).unwrap();
+        assert_eq!(out, vec![200, 100, 0, 0, 0, 100, 100, 50, 50]);
+        let err = composite_rgb(&fg[..6], &bg, &matte)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("foreground has 6 bytes"), "{err}");
+    }
+}

@@ -1,0 +1,269 @@
+"""MODNet (Ke et al., AAAI 2022), inference-only and `torch.jit.script`-friendly.
+
+Module and parameter names follow the official implementation, so that official
+state_dicts load with `strict=True` once the training-only heads and the duplicated
+`lr_branch.backbone.*` entries are dropped (see `weights.py`).
+
+The pitfalls of scripting the official code (../shared/notes/model.md) are avoided:
+no lambdas (explicit slices of `features`), no `None` defaults, float scale factors,
+no variables that change type, no `nn.DataParallel`. Only the matte is computed; the
+training heads (`lr_branch.conv_lr`, `hr_branch.conv_hr`) are not part of this model.
+"""
+
+from typing import List
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ENC_CHANNELS = [16, 24, 32, 96, 1280]
+HR_CHANNELS = 32
+
+
+# --------------------------------------------------------------------------- backbone
+
+
+def conv_bn(inp: int, oup: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(inp, oup, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(oup),
+        nn.ReLU6(inplace=True),
+    )
+
+
+def conv_1x1_bn(inp: int, oup: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(inp, oup, 1, 1, 0, bias=False),
+        nn.BatchNorm2d(oup),
+        nn.ReLU6(inplace=True),
+    )
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, inp: int, oup: int, stride: int, expansion: int):
+        super().__init__()
+        hidden = round(inp * expansion)
+        self.use_res_connect = stride == 1 and inp == oup
+        layers: List[nn.Module] = []
+        if expansion != 1:
+            layers += [
+                nn.Conv2d(inp, hidden, 1, 1, 0, bias=False),
+                nn.BatchNorm2d(hidden),
+                nn.ReLU6(inplace=True),
+            ]
+        layers += [
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, oup, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(oup),
+        ]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.use_res_connect:
+            return x + self.conv(x)
+        return self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    """MobileNetV2, width 1.0, expansion 6, without classifier (19 feature blocks)."""
+
+    def __init__(self, in_channels: int = 3, expansion: int = 6):
+        super().__init__()
+        setting = [
+            # t, c, n, s
+            [1, 16, 1, 1],
+            [expansion, 24, 2, 2],
+            [expansion, 32, 3, 2],
+            [expansion, 64, 4, 2],
+            [expansion, 96, 3, 1],
+            [expansion, 160, 3, 2],
+            [expansion, 320, 1, 1],
+        ]
+        features: List[nn.Module] = [conv_bn(in_channels, 32, 2)]
+        channels = 32
+        for t, c, n, s in setting:
+            for i in range(n):
+                features.append(InvertedResidual(channels, c, s if i == 0 else 1, t))
+                channels = c
+        features.append(conv_1x1_bn(channels, 1280))
+        self.features = nn.Sequential(*features)
+
+
+class MobileNetV2Backbone(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = MobileNetV2(3)
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        # A plain loop instead of the official reduce(lambda ...) (lambdas do not
+        # script; neither does calling a slice of a Sequential). TorchScript unrolls
+        # it; the features after blocks 1, 3, 6, 13 and 18 are the encoder outputs.
+        outs: List[torch.Tensor] = []
+        for i, block in enumerate(self.model.features):
+            x = block(x)
+            if i == 1 or i == 3 or i == 6 or i == 13 or i == 18:
+                outs.append(x)
+        return outs
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+class IBNorm(nn.Module):
+    """BatchNorm on the first int(c/2) channels, InstanceNorm on the rest."""
+
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.bnorm_channels = int(in_channels / 2)
+        self.inorm_channels = in_channels - self.bnorm_channels
+        self.bnorm = nn.BatchNorm2d(self.bnorm_channels, affine=True)
+        self.inorm = nn.InstanceNorm2d(self.inorm_channels, affine=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bn_x = self.bnorm(x[:, : self.bnorm_channels].contiguous())
+        in_x = self.inorm(x[:, self.bnorm_channels :].contiguous())
+        return torch.cat((bn_x, in_x), 1)
+
+
+class Conv2dIBNormRelu(nn.Module):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        with_ibn: bool = True,
+        with_relu: bool = True,
+    ):
+        super().__init__()
+        layers: List[nn.Module] = [
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=True)
+        ]
+        if with_ibn:
+            layers.append(IBNorm(out_channels))
+        if with_relu:
+            layers.append(nn.ReLU(inplace=True))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class SEBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, reduction: int):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(
+            nn.Linear(in_channels, in_channels // reduction, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Linear(in_channels // reduction, out_channels, bias=False),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c = x.size(0), x.size(1)
+        w = self.pool(x).view(b, c)
+        w = self.fc(w).view(b, c, 1, 1)
+        return x * w.expand_as(x)
+
+
+def up2(x: torch.Tensor) -> torch.Tensor:
+    # scale_factor must be a float for TorchScript.
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+# --------------------------------------------------------------------------- branches
+
+
+class LRBranch(nn.Module):
+    """Low-resolution (semantic) branch. Unlike the official class it does not own
+    the backbone: the encoder features are computed once in MODNet.forward."""
+
+    def __init__(self):
+        super().__init__()
+        c = ENC_CHANNELS
+        self.se_block = SEBlock(c[4], c[4], reduction=4)
+        self.conv_lr16x = Conv2dIBNormRelu(c[4], c[3], 5, stride=1, padding=2)
+        self.conv_lr8x = Conv2dIBNormRelu(c[3], c[2], 5, stride=1, padding=2)
+
+    def forward(self, enc32x: torch.Tensor) -> torch.Tensor:
+        enc32x = self.se_block(enc32x)
+        lr16x = self.conv_lr16x(up2(enc32x))
+        lr8x = self.conv_lr8x(up2(lr16x))
+        return lr8x
+
+
+class HRBranch(nn.Module):
+    def __init__(self, hr: int = HR_CHANNELS):
+        super().__init__()
+        c = ENC_CHANNELS
+        self.tohr_enc2x = Conv2dIBNormRelu(c[0], hr, 1, stride=1, padding=0)
+        self.conv_enc2x = Conv2dIBNormRelu(hr + 3, hr, 3, stride=2, padding=1)
+        self.tohr_enc4x = Conv2dIBNormRelu(c[1], hr, 1, stride=1, padding=0)
+        self.conv_enc4x = Conv2dIBNormRelu(2 * hr, 2 * hr, 3, stride=1, padding=1)
+        self.conv_hr4x = nn.Sequential(
+            Conv2dIBNormRelu(3 * hr + 3, 2 * hr, 3, stride=1, padding=1),
+            Conv2dIBNormRelu(2 * hr, 2 * hr, 3, stride=1, padding=1),
+            Conv2dIBNormRelu(2 * hr, hr, 3, stride=1, padding=1),
+        )
+        self.conv_hr2x = nn.Sequential(
+            Conv2dIBNormRelu(2 * hr, 2 * hr, 3, stride=1, padding=1),
+            Conv2dIBNormRelu(2 * hr, hr, 3, stride=1, padding=1),
+            Conv2dIBNormRelu(hr, hr, 3, stride=1, padding=1),
+            Conv2dIBNormRelu(hr, hr, 3, stride=1, padding=1),
+        )
+
+    def forward(
+        self, img: torch.Tensor, enc2x: torch.Tensor, enc4x: torch.Tensor, lr8x: torch.Tensor
+    ) -> torch.Tensor:
+        img2x = F.interpolate(img, scale_factor=0.5, mode="bilinear", align_corners=False)
+        img4x = F.interpolate(img, scale_factor=0.25, mode="bilinear", align_corners=False)
+        enc2x = self.tohr_enc2x(enc2x)
+        hr4x = self.conv_enc2x(torch.cat((img2x, enc2x), dim=1))
+        enc4x = self.tohr_enc4x(enc4x)
+        hr4x = self.conv_enc4x(torch.cat((hr4x, enc4x), dim=1))
+        lr4x = up2(lr8x)
+        hr4x = self.conv_hr4x(torch.cat((hr4x, lr4x, img4x), dim=1))
+        hr2x = up2(hr4x)
+        hr2x = self.conv_hr2x(torch.cat((hr2x, enc2x), dim=1))
+        return hr2x
+
+
+class FusionBranch(nn.Module):
+    def __init__(self, hr: int = HR_CHANNELS):
+        super().__init__()
+        c = ENC_CHANNELS
+        self.conv_lr4x = Conv2dIBNormRelu(c[2], hr, 5, stride=1, padding=2)
+        self.conv_f2x = Conv2dIBNormRelu(2 * hr, hr, 3, stride=1, padding=1)
+        self.conv_f = nn.Sequential(
+            Conv2dIBNormRelu(hr + 3, hr // 2, 3, stride=1, padding=1),
+            Conv2dIBNormRelu(hr // 2, 1, 1, stride=1, padding=0, with_ibn=False, with_relu=False),
+        )
+
+    def forward(self, img: torch.Tensor, lr8x: torch.Tensor, hr2x: torch.Tensor) -> torch.Tensor:
+        lr4x = self.conv_lr4x(up2(lr8x))
+        lr2x = up2(lr4x)
+        f2x = self.conv_f2x(torch.cat((lr2x, hr2x), dim=1))
+        f = self.conv_f(torch.cat((up2(f2x), img), dim=1))
+        return torch.sigmoid(f)
+
+
+class MODNet(nn.Module):
+    """Input: float32 [N,3,H,W] in [-1,1], H and W multiples of 32.
+    Output: the matte, float32 [N,1,H,W] in [0,1]."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = MobileNetV2Backbone()
+        self.lr_branch = LRBranch()
+        self.hr_branch = HRBranch()
+        self.f_branch = FusionBranch()
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        enc = self.backbone(img)
+        lr8x = self.lr_branch(enc[4])
+        hr2x = self.hr_branch(img, enc[0], enc[1], lr8x)
+        return self.f_branch(img, lr8x, hr2x)

@@ -19,7 +19,7 @@ fn size_rule_matches_the_shared_table() {
             .collect();
         let got = inference_size(v[0], v[1], v[2]);
         assert_eq!(got, (v[3], v[4]), "{}x{} at ref {}", v[0], v[1], v[2]);
-        assert!(got.0 % 32 == 0 && got.1 % 32 == 0 && got.0 >= 32 && got.1 >= 32);
+        assert!(got.0.is_multiple_of(32) && got.1.is_multiple_of(32) && got.0 >= 32 && got.1 >= 32);
         rows += 1;
     }
     assert!(rows >= 20, "only {rows} rows");
@@ -32,7 +32,10 @@ fn size_rule_holds_for_every_size() {
         for w in (1..5000).step_by(37) {
             for h in (1..5000).step_by(41) {
                 let (rw, rh) = inference_size(w, h, ref_size);
-                assert!(rw % 32 == 0 && rh % 32 == 0, "{w}x{h}@{ref_size}");
+                assert!(
+                    rw.is_multiple_of(32) && rh.is_multiple_of(32),
+                    "{w}x{h}@{ref_size}"
+                );
                 assert!(rw >= 32 && rh >= 32, "{w}x{h}@{ref_size}");
                 assert!(
                     rw.max(rh) <= 4 * ref_size,

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use crate::device::{self, DeviceRequest};
 use crate::error::{Error, Result};
+use crate::frame::Frame;
 use crate::model::Model;
 use crate::postprocess::{self, Matte};
-use crate::preprocess::{self, Frame, MIN_SIDE};
+use crate::preprocess::{self, MIN_SIDE};
 
 /// Largest accepted `ref_size`: beyond it MODNet's receptive field no longer covers a
 /// portrait and the cost explodes (246 GFLOP a frame at 1088).

@@ -1,11 +1,13 @@
 //! modnetmatte's core engine: MODNet portrait matting on frames, with no GStreamer in
 //! it. A frame goes `preprocess` (size rule, colour order, normalisation, resize) ->
-//! `model` (the TorchScript forward pass) -> `postprocess` (resize back, quantise,
-//! composite); `engine` ties them together on a `device`. See ARCHITECTURE.md.
+//! `model` (the TorchScript forward pass) -> `postprocess` (resize back, quantise), then
+//! `composite` (backgrounds, blending, alpha output); `engine` ties them together on a `device`. See ARCHITECTURE.md.
 
+pub mod composite;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod frame;
 pub mod model;
 pub mod postprocess;
 pub mod preprocess;
@@ -13,5 +15,6 @@ pub mod preprocess;
 pub use device::DeviceRequest;
 pub use engine::{Engine, EngineConfig, StageTimings};
 pub use error::{Error, Result};
+pub use frame::{Frame, FrameMut, PixelFormat, YuvMatrix};
 pub use postprocess::Matte;
-pub use preprocess::{Frame, PixelLayout, inference_size};
+pub use preprocess::inference_size;

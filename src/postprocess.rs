@@ -1,8 +1,8 @@
-//! Network output -> alpha at the frame's size, and compositing over a background.
+//! Network output -> alpha at the frame's size.
 
 use tch::{Kind, Tensor};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A matte at the frame's size, row-major, one value per pixel.
 #[derive(Debug, Clone)]
@@ -43,33 +43,6 @@ pub fn to_matte(out: &Tensor, width: u32, height: u32) -> Result<Matte> {
     })
 }
 
-/// out = alpha x foreground + (1 - alpha) x background, for packed RGB frames of the
-/// matte's size.
-pub fn composite_rgb(foreground: &[u8], background: &[u8], matte: &Matte) -> Result<Vec<u8>> {
-    let n = matte.width as usize * matte.height as usize;
-    for (name, buf) in [("foreground", foreground), ("background", background)] {
-        if buf.len() != n * 3 {
-            return Err(Error::InvalidFrame(format!(
-                "{name} has {} bytes, {}x{} RGB needs {}",
-                buf.len(),
-                matte.width,
-                matte.height,
-                n * 3
-            )));
-        }
-    }
-    let out = foreground
-        .chunks_exact(3)
-        .zip(background.chunks_exact(3))
-        .zip(&matte.alpha)
-        .flat_map(|((f, b), &a)| {
-            let mix = |f: u8, b: u8| (a * f as f32 + (1.0 - a) * b as f32).round() as u8;
-            [mix(f[0], b[0]), mix(f[1], b[1]), mix(f[2], b[2])]
-        })
-        .collect();
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,23 +54,5 @@ mod tests {
         let matte = to_matte(&m, 4, 1).unwrap();
         assert_eq!(matte.alpha, vec![0.0, 0.25, 0.75, 1.0]);
         assert_eq!(matte.alpha_u8, vec![0, 64, 191, 255]);
-    }
-
-    #[test]
-    fn composite_mixes_by_alpha() {
-        let matte = Matte {
-            width: 3,
-            height: 1,
-            alpha: vec![1.0, 0.0, 0.5],
-            alpha_u8: vec![255, 0, 128],
-        };
-        let fg = [200, 100, 0, 200, 100, 0, 200, 100, 0];
-        let bg = [0, 0, 100, 0, 0, 100, 0, 0, 100];
-        let out = composite_rgb(&fg, &bg, &matte).unwrap();
-        assert_eq!(out, vec![200, 100, 0, 0, 0, 100, 100, 50, 50]);
-        let err = composite_rgb(&fg[..6], &bg, &matte)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("foreground has 6 bytes"), "{err}");
     }
 }

@@ -4,7 +4,8 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::frame::{Frame, PixelFormat, Plane};
 
 /// No side of the network input is ever smaller than this (MODNet downsamples by 32).
 pub const MIN_SIDE: u32 = 32;
@@ -12,85 +13,6 @@ pub const MIN_SIDE: u32 = 32;
 /// extreme aspect ratios the long side would explode (100x1 -> 51200x512), so it is
 /// capped at this multiple of `ref_size`.
 pub const MAX_LONG_SIDE_FACTOR: u32 = 4;
-
-/// Byte layout of an 8-bit interleaved frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PixelLayout {
-    Rgb,
-    Bgr,
-    Rgba,
-    Bgra,
-}
-
-impl PixelLayout {
-    pub fn bytes_per_pixel(self) -> usize {
-        match self {
-            Self::Rgb | Self::Bgr => 3,
-            Self::Rgba | Self::Bgra => 4,
-        }
-    }
-
-    /// Byte offsets of R, G and B inside a pixel.
-    fn rgb_offsets(self) -> [i64; 3] {
-        match self {
-            Self::Rgb | Self::Rgba => [0, 1, 2],
-            Self::Bgr | Self::Bgra => [2, 1, 0],
-        }
-    }
-}
-
-/// A borrowed 8-bit frame; `stride` is the distance between rows in bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct Frame<'a> {
-    pub data: &'a [u8],
-    pub width: u32,
-    pub height: u32,
-    pub stride: usize,
-    pub layout: PixelLayout,
-}
-
-impl<'a> Frame<'a> {
-    /// A tightly packed frame (stride = width x bytes per pixel).
-    pub fn packed(data: &'a [u8], width: u32, height: u32, layout: PixelLayout) -> Self {
-        let stride = width as usize * layout.bytes_per_pixel();
-        Self {
-            data,
-            width,
-            height,
-            stride,
-            layout,
-        }
-    }
-
-    /// Checks sizes against the buffer, so that nothing later can index out of it.
-    pub fn validate(&self) -> Result<()> {
-        if self.width == 0 || self.height == 0 {
-            return Err(Error::InvalidFrame(format!(
-                "size {}x{} is empty (at least 1x1)",
-                self.width, self.height
-            )));
-        }
-        let row = self.width as usize * self.layout.bytes_per_pixel();
-        if self.stride < row {
-            return Err(Error::InvalidFrame(format!(
-                "stride {} is shorter than a row of {} {:?} pixels ({row} bytes)",
-                self.stride, self.width, self.layout
-            )));
-        }
-        let needed = self.stride * (self.height as usize - 1) + row;
-        if self.data.len() < needed {
-            return Err(Error::InvalidFrame(format!(
-                "{} bytes for {}x{} {:?} with stride {} (needs {needed})",
-                self.data.len(),
-                self.width,
-                self.height,
-                self.layout,
-                self.stride
-            )));
-        }
-        Ok(())
-    }
-}
 
 /// The (width, height) the network sees for a frame: MODNet's reference rule
 /// (scale so the short side is `ref_size` when the long side is below it or the short
@@ -121,33 +43,82 @@ pub fn inference_size(width: u32, height: u32, ref_size: u32) -> (u32, u32) {
 }
 
 /// Frame -> float32 [1,3,h,w] in [-1,1] at `inference_size`, on `device`.
+///
+/// YUV frames are resized plane by plane first and converted to RGB at the network
+/// size: the conversion is affine, so this equals convert-then-resize (up to the final
+/// clamp) at a fraction of the cost.
 pub fn to_input(frame: &Frame<'_>, ref_size: u32, device: Device) -> Result<Tensor> {
     frame.validate()?;
     let (w, h) = (frame.width as i64, frame.height as i64);
-    let bpp = frame.layout.bytes_per_pixel() as i64;
-    let rows = frame.height as usize;
-    let used = frame.stride * (rows - 1) + w as usize * bpp as usize;
-    // One copy of the (strided) bytes into a tensor; everything after is libtorch.
-    let raw = Tensor::from_slice(&frame.data[..used]);
-    let hwc = if frame.stride as i64 == w * bpp {
-        raw.f_view([h, w, bpp])?
-    } else {
-        raw.f_as_strided([h, w, bpp], [frame.stride as i64, bpp, 1], None)?
+    let (rw, rh) = inference_size(frame.width, frame.height, ref_size);
+    let (rw, rh) = (rw as i64, rh as i64);
+    let (cw, ch) = ((w + 1) / 2, (h + 1) / 2);
+    let plane = |i: usize, rows: i64, row_bytes: i64| -> Result<Tensor> {
+        plane_tensor(&frame.planes[i], rows, row_bytes)?
+            .f_to_device(device)
+            .map_err(Into::into)
     };
-    let hwc = hwc.f_to_device(device)?;
-    let idx = Tensor::from_slice(&frame.layout.rgb_offsets()).f_to_device(device)?;
-    let chw = hwc
-        .f_index_select(2, &idx)?
-        .f_permute([2, 0, 1])?
-        .f_unsqueeze(0)?;
-    // Same operations, same order as the Python reference: (x / 255 - 0.5) / 0.5.
-    let x = chw.f_to_kind(Kind::Float)?;
-    let x = x
+    if let Some(p) = frame.format.packed_rgb() {
+        let bpp = p.bytes_per_pixel as i64;
+        let hwc = plane(0, h, w * bpp)?.f_view([h, w, bpp])?;
+        let idx = Tensor::from_slice(&p.rgb.map(|c| c as i64)).f_to_device(device)?;
+        let chw = hwc
+            .f_index_select(2, &idx)?
+            .f_permute([2, 0, 1])?
+            .f_unsqueeze(0)?;
+        // Same operations, same order as the Python reference: (x / 255 - 0.5) / 0.5.
+        let x = chw.f_to_kind(Kind::Float)?;
+        let x = x
+            .f_div_scalar(255.0)?
+            .f_sub_scalar(0.5)?
+            .f_div_scalar(0.5)?;
+        return Ok(resize(&x, rw, rh)?.f_contiguous()?);
+    }
+    let (y, u, v) = match frame.format {
+        PixelFormat::I420 => (plane(0, h, w)?, plane(1, ch, cw)?, plane(2, ch, cw)?),
+        PixelFormat::Nv12 => {
+            let uv = plane(1, ch, cw * 2)?.f_view([ch, cw, 2])?;
+            (plane(0, h, w)?, uv.f_select(2, 0)?, uv.f_select(2, 1)?)
+        }
+        PixelFormat::Yuy2 => {
+            let px = plane(0, h, cw * 4)?.f_view([h, cw, 4])?;
+            let y = px
+                .f_index_select(2, &Tensor::from_slice(&[0i64, 2]).f_to_device(device)?)?
+                .f_reshape([h, cw * 2])?
+                .f_narrow(1, 0, w)?;
+            (y, px.f_select(2, 1)?, px.f_select(2, 3)?)
+        }
+        other => {
+            return Err(crate::Error::InvalidFrame(format!(
+                "{other:?} is not an input format"
+            )));
+        }
+    };
+    let small = |t: Tensor| -> Result<Tensor> {
+        let t = t.f_to_kind(Kind::Float)?.f_unsqueeze(0)?.f_unsqueeze(0)?;
+        resize(&t, rw, rh)
+    };
+    let (y, u, v) = (small(y)?, small(u)?, small(v)?);
+    let (m, off) = frame.matrix.to_rgb_affine();
+    let (y, u, v) = (y - off[0] as f64, u - off[1] as f64, v - off[2] as f64);
+    let ch = |r: [f32; 3]| &y * r[0] as f64 + &u * r[1] as f64 + &v * r[2] as f64;
+    let rgb = Tensor::f_cat(&[ch(m[0]), ch(m[1]), ch(m[2])], 1)?.f_clamp(0.0, 255.0)?;
+    let x = rgb
         .f_div_scalar(255.0)?
         .f_sub_scalar(0.5)?
         .f_div_scalar(0.5)?;
-    let (rw, rh) = inference_size(frame.width, frame.height, ref_size);
-    Ok(resize(&x, rw as i64, rh as i64)?.f_contiguous()?)
+    Ok(x.f_contiguous()?)
+}
+
+/// A plane as a [rows, row_bytes] uint8 tensor (one copy of the bytes it spans).
+fn plane_tensor(plane: &Plane<'_>, rows: i64, row_bytes: i64) -> Result<Tensor> {
+    let used = plane.stride * (rows as usize - 1) + row_bytes as usize;
+    let raw = Tensor::from_slice(&plane.data[..used]);
+    if plane.stride as i64 == row_bytes {
+        Ok(raw.f_view([rows, row_bytes])?)
+    } else {
+        Ok(raw.f_as_strided([rows, row_bytes], [plane.stride as i64, 1], None)?)
+    }
 }
 
 /// Area averaging when shrinking in both directions (the official choice), bilinear
@@ -168,55 +139,120 @@ pub fn resize(x: &Tensor, width: i64, height: i64) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::{Frame, PixelFormat, YuvMatrix};
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
 
     #[test]
-    fn rejects_inconsistent_frames() {
-        let data = [0u8; 12];
-        let ok = Frame::packed(&data, 2, 2, PixelLayout::Rgb);
-        assert!(ok.validate().is_ok());
-        let cases = [
-            (Frame::packed(&data, 0, 2, PixelLayout::Rgb), "empty"),
-            (Frame::packed(&data, 2, 2, PixelLayout::Rgba), "needs 16"),
-            (
-                Frame {
-                    stride: 5,
-                    ..Frame::packed(&data, 2, 2, PixelLayout::Rgb)
-                },
-                "shorter than a row",
-            ),
-        ];
-        for (frame, why) in cases {
-            let err = frame.validate().unwrap_err().to_string();
-            assert!(err.starts_with("frame: ") && err.contains(why), "{err}");
+    fn every_rgb_order_and_padded_rows_give_the_same_input() {
+        // 2x1: a red and a blue pixel, written in each packed format; the strided one
+        // has 3 bytes of row padding.
+        let rgb = [255u8, 0, 0, 0, 0, 255];
+        let reference = to_input(
+            &Frame::packed(&rgb, 2, 1, PixelFormat::Rgb),
+            32,
+            Device::Cpu,
+        )
+        .unwrap();
+        assert_eq!(reference.size(), [1, 3, 32, 64]);
+        let r_left = reference.double_value(&[0, 0, 16, 0]);
+        let b_left = reference.double_value(&[0, 2, 16, 0]);
+        assert!((r_left - 1.0).abs() < 1e-6 && (b_left + 1.0).abs() < 1e-6);
+        for format in PixelFormat::INPUTS.into_iter().filter(|f| !f.is_yuv()) {
+            let p = format.packed_rgb().unwrap();
+            let mut data = vec![7u8; p.bytes_per_pixel * 2 + 3];
+            for (px, colour) in [[255u8, 0, 0], [0, 0, 255]].iter().enumerate() {
+                for c in 0..3 {
+                    data[px * p.bytes_per_pixel + p.rgb[c]] = colour[c];
+                }
+            }
+            let mut frame = Frame::packed(&data, 2, 1, format);
+            frame.planes[0].stride = data.len();
+            let x = to_input(&frame, 32, Device::Cpu).unwrap();
+            assert_eq!(max_diff(&x, &reference), 0.0, "{format:?}");
         }
     }
 
     #[test]
-    fn colour_order_and_stride_are_honoured() {
-        // 2x1 frames: a red and a blue pixel, with 3 bytes of row padding for the
-        // strided one; every layout must give the same input tensor.
-        let rgb = [255u8, 0, 0, 0, 0, 255];
-        let bgra = [0u8, 0, 255, 9, 255, 0, 0, 9];
-        let padded = [255u8, 0, 0, 0, 0, 255, 7, 7, 7];
-        let frames = [
-            Frame::packed(&rgb, 2, 1, PixelLayout::Rgb),
-            Frame::packed(&bgra, 2, 1, PixelLayout::Bgra),
-            Frame {
-                stride: 9,
-                ..Frame::packed(&padded, 2, 1, PixelLayout::Rgb)
-            },
+    fn yuv_formats_match_the_rgb_they_encode() {
+        // A 128x64 frame of flat 4x4 colour blocks, halved to 64x32 for the network:
+        // chroma subsampling loses nothing, so every YUV layout must give (nearly) the
+        // RGB input. (Upscaling would not: bilinear on a half-size chroma plane
+        // interpolates between other sample positions than on the RGB frame.)
+        let (w, h) = (128usize, 64usize);
+        let colours = [
+            [200.0f32, 40.0, 60.0],
+            [30.0, 180.0, 90.0],
+            [20.0, 60.0, 220.0],
         ];
-        let reference = to_input(&frames[0], 32, Device::Cpu).unwrap();
-        assert_eq!(reference.size(), [1, 3, 32, 64]);
-        // Left half red (R = +1, B = -1), right half blue.
-        let r_left = reference.double_value(&[0, 0, 16, 0]);
-        let b_left = reference.double_value(&[0, 2, 16, 0]);
-        assert!((r_left - 1.0).abs() < 1e-6 && (b_left + 1.0).abs() < 1e-6);
-        for f in &frames[1..] {
-            let x = to_input(f, 32, Device::Cpu).unwrap();
+        let colour_at = |x: usize, y: usize| colours[(x / 4 + y / 4) % 3];
+        let rgb: Vec<u8> = (0..h)
+            .flat_map(|y| (0..w).flat_map(move |x| colour_at(x, y).map(|c| c as u8)))
+            .collect();
+        let reference = to_input(
+            &Frame::packed(&rgb, w as u32, h as u32, PixelFormat::Rgb),
+            32,
+            Device::Cpu,
+        )
+        .unwrap();
+        let m = YuvMatrix::BT709;
+        let yuv = |x: usize, y: usize| m.from_rgb(colour_at(x, y)).map(|v| v.round() as u8);
+        let y_plane: Vec<u8> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| yuv(x, y)[0]))
+            .collect();
+        let u_plane: Vec<u8> = (0..h / 2)
+            .flat_map(|y| (0..w / 2).map(move |x| yuv(2 * x, 2 * y)[1]))
+            .collect();
+        let v_plane: Vec<u8> = (0..h / 2)
+            .flat_map(|y| (0..w / 2).map(move |x| yuv(2 * x, 2 * y)[2]))
+            .collect();
+        let uv: Vec<u8> = u_plane
+            .iter()
+            .zip(&v_plane)
+            .flat_map(|(&u, &v)| [u, v])
+            .collect();
+        let yuy2: Vec<u8> = (0..h)
+            .flat_map(|y| {
+                (0..w / 2).flat_map(move |x| {
+                    [
+                        yuv(2 * x, y)[0],
+                        yuv(2 * x, y)[1],
+                        yuv(2 * x + 1, y)[0],
+                        yuv(2 * x, y)[2],
+                    ]
+                })
+            })
+            .collect();
+        let frames = [
+            (
+                PixelFormat::I420,
+                vec![
+                    (&y_plane[..], w),
+                    (&u_plane[..], w / 2),
+                    (&v_plane[..], w / 2),
+                ],
+            ),
+            (PixelFormat::Nv12, vec![(&y_plane[..], w), (&uv[..], w)]),
+            (PixelFormat::Yuy2, vec![(&yuy2[..], w * 2)]),
+        ];
+        for (format, planes) in frames {
+            let frame = Frame {
+                format,
+                width: w as u32,
+                height: h as u32,
+                planes: planes
+                    .into_iter()
+                    .map(|(data, stride)| Plane { data, stride })
+                    .collect(),
+                matrix: m,
+            };
+            let x = to_input(&frame, 32, Device::Cpu).unwrap();
             assert_eq!(x.size(), reference.size());
-            let diff = (&x - &reference).abs().max().double_value(&[]);
-            assert_eq!(diff, 0.0, "{:?} stride {}", f.layout, f.stride);
+            // One code step of rounding in Y'CbCr is under 2/255 in RGB.
+            let d = max_diff(&x, &reference) * 127.5;
+            assert!(d < 2.5, "{format:?}: {d} codes");
         }
     }
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use modnetmatte::{Engine, EngineConfig, Frame, PixelLayout, inference_size};
+use modnetmatte::{Engine, EngineConfig, Frame, PixelFormat, inference_size};
 
 #[test]
 fn size_rule_matches_the_shared_table() {
@@ -58,7 +58,7 @@ fn awkward_frames_give_a_matte_of_their_own_size() {
             .resize_exact(w, h, image::imageops::FilterType::Triangle)
             .to_rgba8();
         let (matte, t) = engine
-            .matte(&Frame::packed(rgba.as_raw(), w, h, PixelLayout::Rgba))
+            .matte(&Frame::packed(rgba.as_raw(), w, h, PixelFormat::Rgba))
             .unwrap();
         assert_eq!((matte.width, matte.height), (w, h));
         assert_eq!(matte.alpha.len(), (w * h) as usize);
@@ -79,7 +79,7 @@ fn padded_rows_and_bgr_give_the_same_matte() {
         .to_rgb8();
     let (w, h) = photo.dimensions();
     let (reference, _) = engine
-        .matte(&Frame::packed(photo.as_raw(), w, h, PixelLayout::Rgb))
+        .matte(&Frame::packed(photo.as_raw(), w, h, PixelFormat::Rgb))
         .unwrap();
 
     // BGRx with 64 bytes of padding after every row, as a GStreamer buffer may have.
@@ -91,13 +91,8 @@ fn padded_rows_and_bgr_give_the_same_matte() {
             bgrx[o..o + 3].copy_from_slice(&[p[2], p[1], p[0]]);
         }
     }
-    let frame = Frame {
-        data: &bgrx,
-        width: w,
-        height: h,
-        stride,
-        layout: PixelLayout::Bgra,
-    };
+    let mut frame = Frame::packed(&bgrx, w, h, PixelFormat::Bgrx);
+    frame.planes[0].stride = stride;
     let (matte, _) = engine.matte(&frame).unwrap();
     assert_eq!(matte.alpha_u8, reference.alpha_u8);
 }
@@ -109,11 +104,11 @@ fn a_frame_too_short_for_its_size_is_an_error() {
     let engine = Engine::new(config).unwrap();
     let data = vec![0u8; 100];
     let e = engine
-        .matte(&Frame::packed(&data, 10, 10, PixelLayout::Rgb))
+        .matte(&Frame::packed(&data, 10, 10, PixelFormat::Rgb))
         .unwrap_err()
         .to_string();
     assert_eq!(
         e,
-        "frame: 100 bytes for 10x10 Rgb with stride 30 (needs 300)"
+        "frame: plane 0 of 10x10 Rgb: 100 bytes with stride 30 (needs 300)"
     );
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use modnetmatte::{Engine, EngineConfig, Frame, PixelLayout};
+use modnetmatte::{Engine, EngineConfig, Frame, PixelFormat};
 
 struct Diff {
     max: f64,
@@ -40,7 +40,7 @@ fn check(name: &str, ref_size: u32) {
     config.warmup_frame = None;
     let engine = Engine::new(config).expect("engine loads the exported model");
     let (matte, _) = engine
-        .matte(&Frame::packed(input.as_raw(), w, h, PixelLayout::Rgb))
+        .matte(&Frame::packed(input.as_raw(), w, h, PixelFormat::Rgb))
         .expect("matte");
     assert_eq!((matte.width, matte.height), (w, h));
 

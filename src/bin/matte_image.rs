@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use image::{RgbImage, RgbaImage, imageops::FilterType};
-use modnetmatte::{DeviceRequest, Engine, EngineConfig, Frame, PixelLayout, postprocess};
+use modnetmatte::{DeviceRequest, Engine, EngineConfig, Frame, FrameMut, PixelFormat, composite};
 
 /// Cut the person out of a photo with MODNet and put them on another background.
 #[derive(Debug, Parser)]
@@ -90,7 +90,7 @@ fn main() -> Result<()> {
         tch::get_num_threads(),
     );
 
-    let frame = Frame::packed(photo.as_raw(), w, h, PixelLayout::Rgb);
+    let frame = Frame::packed(photo.as_raw(), w, h, PixelFormat::Rgb);
     let mut runs = Vec::new();
     let mut matte = None;
     for _ in 0..args.repeat {
@@ -132,9 +132,13 @@ fn main() -> Result<()> {
     });
     save(&path("cutout"), cutout.save(path("cutout")))?;
 
-    let composite = postprocess::composite_rgb(photo.as_raw(), background.as_raw(), &matte)?;
-    let composite =
-        RgbImage::from_raw(w, h, composite).context("composite size does not match the photo")?;
+    let mut composite = RgbImage::new(w, h);
+    composite::blend(
+        &frame,
+        &Frame::packed(background.as_raw(), w, h, PixelFormat::Rgb),
+        &matte.alpha_u8,
+        &mut FrameMut::packed(&mut composite, w, h, PixelFormat::Rgb),
+    )?;
     save(&path("composite"), composite.save(path("composite")))?;
     Ok(())
 }

@@ -1,5 +1,22 @@
-//! The GStreamer plugin `modnet` (element `modnetmatte`) will live here; the element
-//! arrives with the element issue. Until then this crate only re-exports the engine,
-//! so that the workspace resolves and links libtorch the way the plugin will.
+//! GStreamer plugin `modnet`: the `modnetmatte` element (MODNet portrait matting and
+//! background replacement), a thin layer over the `modnetmatte` engine crate.
 
-pub use modnetmatte::Engine;
+use gst::glib;
+
+mod modnetmatte;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    modnetmatte::register(plugin)
+}
+
+gst::plugin_define!(
+    modnet,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    env!("CARGO_PKG_VERSION"),
+    "MIT/X11",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    "https://github.com/modnetmatte/modnetmatte",
+    "2026-11-28"
+);

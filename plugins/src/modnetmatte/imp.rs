@@ -1,0 +1,856 @@
+//! The `modnetmatte` subclass of GstVideoFilter: properties, caps, and the per-frame
+//! glue between GStreamer buffers and the engine.
+
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::time::Duration;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+use gst_video::subclass::prelude::*;
+use gst_video::{VideoFormat, VideoFrameRef};
+
+use modnetmatte::composite::{self, OwnedFrame};
+use modnetmatte::frame::{Plane, PlaneMut};
+use modnetmatte::{DeviceRequest, Engine, EngineConfig, Frame, FrameMut, PixelFormat, YuvMatrix};
+
+use super::{Background, Output};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "modnetmatte",
+        gst::DebugColorFlags::empty(),
+        Some("MODNet background replacement"),
+    )
+});
+
+/// Environment variable naming the model file (checked before the data directories).
+pub const MODEL_ENV: &str = "MODNETMATTE_MODEL";
+/// File name looked for in `<data dir>/modnetmatte/`.
+pub const MODEL_FILE: &str = "modnet_photographic.pt";
+
+const DEFAULT_COLOR: u32 = 0xFF00_B140; // chroma-key green, easy to key out downstream
+const DEFAULT_BLUR: u32 = 16;
+const DEFAULT_REF_SIZE: u32 = 512;
+const MAX_SIDE: i32 = 4096;
+
+// ------------------------------------------------------------------ formats
+
+fn to_pixel_format(f: VideoFormat) -> Option<PixelFormat> {
+    Some(match f {
+        VideoFormat::Rgb => PixelFormat::Rgb,
+        VideoFormat::Bgr => PixelFormat::Bgr,
+        VideoFormat::Rgbx => PixelFormat::Rgbx,
+        VideoFormat::Bgrx => PixelFormat::Bgrx,
+        VideoFormat::Xrgb => PixelFormat::Xrgb,
+        VideoFormat::Xbgr => PixelFormat::Xbgr,
+        VideoFormat::Rgba => PixelFormat::Rgba,
+        VideoFormat::Bgra => PixelFormat::Bgra,
+        VideoFormat::Argb => PixelFormat::Argb,
+        VideoFormat::Abgr => PixelFormat::Abgr,
+        VideoFormat::Yuy2 => PixelFormat::Yuy2,
+        VideoFormat::Nv12 => PixelFormat::Nv12,
+        VideoFormat::I420 => PixelFormat::I420,
+        VideoFormat::Gray8 => PixelFormat::Gray8,
+        _ => return None,
+    })
+}
+
+const SINK_FORMATS: [VideoFormat; 13] = [
+    VideoFormat::Rgb,
+    VideoFormat::Bgr,
+    VideoFormat::Rgbx,
+    VideoFormat::Bgrx,
+    VideoFormat::Xrgb,
+    VideoFormat::Xbgr,
+    VideoFormat::Rgba,
+    VideoFormat::Bgra,
+    VideoFormat::Argb,
+    VideoFormat::Abgr,
+    VideoFormat::Yuy2,
+    VideoFormat::Nv12,
+    VideoFormat::I420,
+];
+
+/// The straight-alpha format `output=alpha` gives for an input format.
+fn alpha_format(f: VideoFormat) -> VideoFormat {
+    match f {
+        VideoFormat::Bgr | VideoFormat::Bgrx | VideoFormat::Bgra => VideoFormat::Bgra,
+        VideoFormat::Xrgb | VideoFormat::Argb => VideoFormat::Argb,
+        VideoFormat::Xbgr | VideoFormat::Abgr => VideoFormat::Abgr,
+        _ => VideoFormat::Rgba,
+    }
+}
+
+/// Output formats for an input format (`to_src`), or input formats for an output one.
+fn map_format(output: Output, f: VideoFormat, to_src: bool) -> Vec<VideoFormat> {
+    match (output, to_src) {
+        (Output::Composite, _) => SINK_FORMATS.iter().copied().filter(|&s| s == f).collect(),
+        (Output::Alpha, true) if SINK_FORMATS.contains(&f) => vec![alpha_format(f)],
+        (Output::Matte, true) if SINK_FORMATS.contains(&f) => vec![VideoFormat::Gray8],
+        (Output::Alpha, false) => SINK_FORMATS
+            .iter()
+            .copied()
+            .filter(|&s| alpha_format(s) == f)
+            .collect(),
+        (Output::Matte, false) if f == VideoFormat::Gray8 => SINK_FORMATS.to_vec(),
+        _ => vec![],
+    }
+}
+
+fn caps_for(formats: &[VideoFormat]) -> gst::Caps {
+    gst_video::VideoCapsBuilder::new()
+        .format_list(formats.iter().copied())
+        .width_range(1..=MAX_SIDE)
+        .height_range(1..=MAX_SIDE)
+        .build()
+}
+
+fn yuv_matrix(info: &gst_video::VideoInfo) -> YuvMatrix {
+    let c = info.colorimetry();
+    let base = match c.matrix() {
+        gst_video::VideoColorMatrix::Bt709 => YuvMatrix::BT709,
+        _ => YuvMatrix::BT601,
+    };
+    YuvMatrix {
+        full_range: c.range() == gst_video::VideoColorRange::Range0_255,
+        ..base
+    }
+}
+
+// ------------------------------------------------------------------ settings and state
+
+#[derive(Debug, Clone)]
+struct Settings {
+    output: Output,
+    background: Background,
+    background_color: u32,
+    background_image: Option<String>,
+    blur_radius: u32,
+    model: Option<String>,
+    device: String,
+    ref_size: u32,
+    threshold: f64,
+    num_threads: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            output: Output::default(),
+            background: Background::default(),
+            background_color: DEFAULT_COLOR,
+            background_image: None,
+            blur_radius: DEFAULT_BLUR,
+            model: None,
+            device: "auto".into(),
+            ref_size: DEFAULT_REF_SIZE,
+            threshold: 0.0,
+            num_threads: 0,
+        }
+    }
+}
+
+/// A decoded background picture, kept at its own size; scaled per caps.
+struct Picture {
+    path: String,
+    image: image::RgbImage,
+}
+
+/// The background in the stream's format and size, rebuilt when either changes.
+struct PreparedBackground {
+    key: (Background, u32, Option<String>, PixelFormat, u32, u32),
+    frame: OwnedFrame,
+}
+
+struct State {
+    engine: Engine,
+    output: Output,
+    in_info: Option<gst_video::VideoInfo>,
+    picture: Option<Picture>,
+    background: Option<PreparedBackground>,
+    /// Last picture path that failed to load, so the warning is posted once.
+    failed_picture: Option<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Stats {
+    frames: u64,
+    inference: Duration,
+    last_inference: Duration,
+    total: Duration,
+    preprocess: Duration,
+    postprocess: Duration,
+    compositing: Duration,
+}
+
+#[derive(Default)]
+pub struct ModnetMatte {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+    stats: Mutex<Stats>,
+}
+
+/// Locks without panicking on a poisoned mutex: the data is plain values.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The model file to load: the `model` property, else $MODNETMATTE_MODEL, else
+/// `modnetmatte/modnet_photographic.pt` under $XDG_DATA_HOME (~/.local/share), then
+/// each of $XDG_DATA_DIRS (/usr/local/share:/usr/share).
+pub fn find_model(property: Option<&str>) -> Result<PathBuf, String> {
+    if let Some(p) = property.filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    if let Some(p) = std::env::var_os(MODEL_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let mut dirs = Vec::new();
+    match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        Some(d) => dirs.push(PathBuf::from(d)),
+        None => {
+            if let Some(home) = std::env::var_os("HOME") {
+                dirs.push(Path::new(&home).join(".local/share"));
+            }
+        }
+    }
+    let system = std::env::var("XDG_DATA_DIRS")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "/usr/local/share:/usr/share".into());
+    dirs.extend(
+        system
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from),
+    );
+    let candidates: Vec<PathBuf> = dirs
+        .iter()
+        .map(|d| d.join("modnetmatte").join(MODEL_FILE))
+        .collect();
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+        format!(
+            "no model file: set the model property or {MODEL_ENV}, or install {MODEL_FILE} in one of: {}",
+            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+fn load_picture(path: &str) -> Result<Picture, String> {
+    let image = image::open(path).map_err(|e| format!("background image {path}: {e}"))?;
+    Ok(Picture {
+        path: path.to_string(),
+        image: image.to_rgb8(),
+    })
+}
+
+fn argb_to_rgb(c: u32) -> [u8; 3] {
+    [(c >> 16) as u8, (c >> 8) as u8, c as u8]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+impl ModnetMatte {
+    fn stats_structure(&self) -> gst::Structure {
+        let s = lock(&self.stats).clone();
+        let mean = |d: Duration| {
+            if s.frames == 0 {
+                0.0
+            } else {
+                ms(d) / s.frames as f64
+            }
+        };
+        gst::Structure::builder("modnetmatte-stats")
+            .field("frames", s.frames)
+            .field("mean-inference-ms", mean(s.inference))
+            .field("last-inference-ms", ms(s.last_inference))
+            .field("mean-preprocess-ms", mean(s.preprocess))
+            .field("mean-postprocess-ms", mean(s.postprocess))
+            .field("mean-compositing-ms", mean(s.compositing))
+            .field("mean-total-ms", mean(s.total))
+            .build()
+    }
+
+    /// The background frame for this stream, rebuilt only when its inputs change.
+    fn prepare_background<'s>(
+        &self,
+        state: &'s mut State,
+        settings: &Settings,
+        frame: &Frame<'_>,
+    ) -> Result<Option<&'s OwnedFrame>, gst::FlowError> {
+        let mut kind = settings.background;
+        if kind == Background::Blur {
+            return Ok(None); // made from each frame
+        }
+        if kind == Background::Image {
+            let wanted = settings.background_image.clone().unwrap_or_default();
+            let loaded = state.picture.as_ref().map(|p| p.path.as_str());
+            if loaded != Some(wanted.as_str()) && state.failed_picture.as_deref() != Some(&wanted) {
+                // Changed while playing: load now; on failure keep going without it.
+                match load_picture(&wanted) {
+                    Ok(p) => {
+                        gst::info!(
+                            CAT,
+                            imp = self,
+                            "background image {wanted} ({}x{})",
+                            p.image.width(),
+                            p.image.height()
+                        );
+                        state.picture = Some(p);
+                    }
+                    Err(e) => {
+                        gst::element_imp_warning!(
+                            self,
+                            gst::ResourceError::OpenRead,
+                            ["{e}; keeping the previous background"]
+                        );
+                        state.failed_picture = Some(wanted.clone());
+                    }
+                }
+            }
+            if state.picture.is_none() {
+                kind = Background::Color;
+            }
+        }
+        let key = (
+            kind,
+            settings.background_color,
+            state
+                .picture
+                .as_ref()
+                .filter(|_| kind == Background::Image)
+                .map(|p| p.path.clone()),
+            frame.format,
+            frame.width,
+            frame.height,
+        );
+        if state.background.as_ref().map(|b| &b.key) != Some(&key) {
+            let (w, h) = (frame.width, frame.height);
+            let built = match (&state.picture, kind) {
+                (Some(p), Background::Image) => {
+                    let scaled = image::DynamicImage::ImageRgb8(p.image.clone())
+                        .resize_to_fill(w, h, image::imageops::FilterType::Triangle)
+                        .to_rgb8();
+                    composite::from_rgb(frame.format, w, h, frame.matrix, scaled.as_raw())
+                }
+                _ => Ok(composite::solid(
+                    frame.format,
+                    w,
+                    h,
+                    frame.matrix,
+                    argb_to_rgb(settings.background_color),
+                )),
+            };
+            let built = built.map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ["background: {e}"]);
+                gst::FlowError::Error
+            })?;
+            gst::debug!(
+                CAT,
+                imp = self,
+                "background rebuilt: {kind:?} {w}x{h} {:?}",
+                frame.format
+            );
+            state.background = Some(PreparedBackground { key, frame: built });
+        }
+        Ok(state.background.as_ref().map(|b| &b.frame))
+    }
+}
+
+fn input_frame<'a>(
+    f: &'a VideoFrameRef<&gst::BufferRef>,
+    format: PixelFormat,
+    matrix: YuvMatrix,
+) -> Result<Frame<'a>, gst::FlowError> {
+    let planes = (0..f.n_planes())
+        .map(|i| {
+            let data = f.plane_data(i).map_err(|_| gst::FlowError::Error)?;
+            let stride =
+                usize::try_from(f.plane_stride()[i as usize]).map_err(|_| gst::FlowError::Error)?;
+            Ok(Plane { data, stride })
+        })
+        .collect::<Result<Vec<_>, gst::FlowError>>()?;
+    Ok(Frame {
+        format,
+        width: f.width(),
+        height: f.height(),
+        planes,
+        matrix,
+    })
+}
+
+fn output_frame<'a>(
+    f: &'a mut VideoFrameRef<&mut gst::BufferRef>,
+    matrix: YuvMatrix,
+) -> Result<FrameMut<'a>, gst::FlowError> {
+    let format = to_pixel_format(f.format()).ok_or(gst::FlowError::NotNegotiated)?;
+    let (width, height) = (f.width(), f.height());
+    let strides: Vec<usize> = f
+        .plane_stride()
+        .iter()
+        .map(|&s| usize::try_from(s).map_err(|_| gst::FlowError::Error))
+        .collect::<Result<_, _>>()?;
+    let n = f.n_planes() as usize;
+    let planes = f
+        .planes_data_mut()
+        .into_iter()
+        .take(n)
+        .zip(strides)
+        .map(|(data, stride)| PlaneMut { data, stride })
+        .collect();
+    Ok(FrameMut {
+        format,
+        width,
+        height,
+        planes,
+        matrix,
+    })
+}
+
+// ------------------------------------------------------------------ GObject
+
+#[glib::object_subclass]
+impl ObjectSubclass for ModnetMatte {
+    const NAME: &'static str = "GstModnetMatte";
+    type Type = super::ModnetMatte;
+    type ParentType = gst_video::VideoFilter;
+}
+
+impl ObjectImpl for ModnetMatte {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let live = glib::ParamFlags::READWRITE
+                | gst::PARAM_FLAG_MUTABLE_PLAYING
+                | gst::PARAM_FLAG_CONTROLLABLE;
+            let at_start = glib::ParamFlags::READWRITE | gst::PARAM_FLAG_MUTABLE_READY;
+            vec![
+                glib::ParamSpecEnum::builder_with_default("output", Output::default())
+                    .nick("Output")
+                    .blurb("composite: the frame with its background replaced (same format out); alpha: the frame with the matte as straight alpha, for compositor or OBS; matte: the GRAY8 matte. Set it in NULL or READY")
+                    .flags(at_start)
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("background", Background::default())
+                    .nick("Background")
+                    .blurb("What replaces the background in output=composite: blur (the frame blurred by blur-radius), color (background-color) or image (background-image). Takes effect on the next frame")
+                    .flags(live)
+                    .build(),
+                glib::ParamSpecUInt::builder("background-color")
+                    .nick("Background colour")
+                    .blurb("Colour for background=color, as 0xAARRGGBB (alpha ignored), e.g. 0xff00b140 (green) or 0xffffffff (white). Takes effect on the next frame")
+                    .default_value(DEFAULT_COLOR)
+                    .flags(live)
+                    .build(),
+                glib::ParamSpecString::builder("background-image")
+                    .nick("Background image")
+                    .blurb("PNG or JPEG file for background=image, scaled to cover the frame keeping its aspect ratio (cropped, never stretched). Unreadable at start: an error; changed to an unreadable file while playing: a warning and the previous background stays")
+                    .flags(live)
+                    .build(),
+                glib::ParamSpecUInt::builder("blur-radius")
+                    .nick("Blur radius")
+                    .blurb("Radius in pixels of the background blur for background=blur; larger hides more of the room. Takes effect on the next frame")
+                    .minimum(1)
+                    .maximum(256)
+                    .default_value(DEFAULT_BLUR)
+                    .flags(live)
+                    .build(),
+                glib::ParamSpecString::builder("model")
+                    .nick("Model file")
+                    .blurb("TorchScript MODNet file (tools/modnet/export.py). Unset: $MODNETMATTE_MODEL, else modnetmatte/modnet_photographic.pt under $XDG_DATA_HOME (~/.local/share), then $XDG_DATA_DIRS (/usr/local/share, /usr/share). Set it in NULL or READY")
+                    .flags(at_start)
+                    .build(),
+                glib::ParamSpecString::builder("device")
+                    .nick("Device")
+                    .blurb("Where the network runs: auto (CUDA if libtorch sees a GPU, else CPU), cpu, cuda or cuda:N (an error if absent). Set it in NULL or READY")
+                    .default_value(Some("auto"))
+                    .flags(at_start)
+                    .build(),
+                glib::ParamSpecUInt::builder("ref-size")
+                    .nick("Reference size")
+                    .blurb("Short side in pixels of the picture the network sees (MODNet's reference rule; multiples of 32). 512 is what the model was trained at; 256 is about 4x faster with softer edges. Set it in NULL or READY")
+                    .minimum(32)
+                    .maximum(2048)
+                    .default_value(DEFAULT_REF_SIZE)
+                    .flags(at_start)
+                    .build(),
+                glib::ParamSpecDouble::builder("threshold")
+                    .nick("Threshold")
+                    .blurb("0: soft matte (smooth hair edges). A value in (0, 1): hard matte, pixels with alpha >= threshold are person, the rest background. Takes effect on the next frame")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(0.0)
+                    .flags(live)
+                    .build(),
+                glib::ParamSpecUInt::builder("num-threads")
+                    .nick("Threads")
+                    .blurb("CPU threads for the network (libtorch's pool, shared by the whole process); 0: one per core. Set it in NULL or READY")
+                    .maximum(256)
+                    .default_value(0)
+                    .flags(at_start)
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("Frames processed and milliseconds per frame since start: mean and last inference, mean preprocess, postprocess, compositing and total")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = lock(&self.settings);
+        // GObject has checked each value's type and range against its ParamSpec.
+        match pspec.name() {
+            "output" => s.output = value.get().unwrap_or_default(),
+            "background" => s.background = value.get().unwrap_or_default(),
+            "background-color" => s.background_color = value.get().unwrap_or(DEFAULT_COLOR),
+            "background-image" => s.background_image = value.get().unwrap_or(None),
+            "blur-radius" => s.blur_radius = value.get().unwrap_or(DEFAULT_BLUR),
+            "model" => s.model = value.get().unwrap_or(None),
+            "device" => {
+                s.device = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| "auto".into())
+            }
+            "ref-size" => s.ref_size = value.get().unwrap_or(DEFAULT_REF_SIZE),
+            "threshold" => s.threshold = value.get().unwrap_or(0.0),
+            "num-threads" => s.num_threads = value.get().unwrap_or(0),
+            other => gst::warning!(CAT, imp = self, "no writable property {other}"),
+        }
+        gst::debug!(CAT, imp = self, "{} set", pspec.name());
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = lock(&self.settings);
+        match pspec.name() {
+            "output" => s.output.to_value(),
+            "background" => s.background.to_value(),
+            "background-color" => s.background_color.to_value(),
+            "background-image" => s.background_image.to_value(),
+            "blur-radius" => s.blur_radius.to_value(),
+            "model" => s.model.to_value(),
+            "device" => s.device.to_value(),
+            "ref-size" => s.ref_size.to_value(),
+            "threshold" => s.threshold.to_value(),
+            "num-threads" => s.num_threads.to_value(),
+            "stats" => {
+                drop(s);
+                self.stats_structure().to_value()
+            }
+            _ => pspec.default_value().clone(),
+        }
+    }
+}
+
+impl GstObjectImpl for ModnetMatte {}
+
+impl ElementImpl for ModnetMatte {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "MODNet background replacement",
+                "Filter/Effect/Video",
+                "Cuts the person out of video with the MODNet portrait-matting network and replaces the background (blur, colour or picture), or outputs the matte or straight alpha",
+                "modnetmatte developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let mut src_formats = SINK_FORMATS.to_vec();
+            src_formats.push(VideoFormat::Gray8);
+            let sink = gst::PadTemplate::new(
+                "sink",
+                gst::PadDirection::Sink,
+                gst::PadPresence::Always,
+                &caps_for(&SINK_FORMATS),
+            );
+            let src = gst::PadTemplate::new(
+                "src",
+                gst::PadDirection::Src,
+                gst::PadPresence::Always,
+                &caps_for(&src_formats),
+            );
+            // Both templates are built from valid constant caps: they cannot fail.
+            vec![sink.expect("sink template"), src.expect("src template")] // ok: constant caps
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for ModnetMatte {
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::NeverInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = lock(&self.settings).clone();
+        let model = find_model(settings.model.as_deref())
+            .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ["{e}"]))?;
+        let device: DeviceRequest = settings.device.parse().map_err(|e: modnetmatte::Error| {
+            gst::error_msg!(gst::ResourceError::Settings, ["{e}"])
+        })?;
+        let picture = match (
+            settings.background,
+            settings.output,
+            &settings.background_image,
+        ) {
+            (Background::Image, Output::Composite, None) => {
+                return Err(gst::error_msg!(
+                    gst::ResourceError::Settings,
+                    ["background=image needs background-image (a PNG or JPEG file)"]
+                ));
+            }
+            (Background::Image, Output::Composite, Some(path)) => Some(
+                load_picture(path)
+                    .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]))?,
+            ),
+            _ => None,
+        };
+        let mut config = EngineConfig::new(&model);
+        config.device = device;
+        config.ref_size = settings.ref_size;
+        config.num_threads = settings.num_threads as usize;
+        config.warmup_frame = None; // done in set_info, at the stream's real size
+        let engine = Engine::new(config).map_err(|e| {
+            let kind = match e {
+                modnetmatte::Error::ModelNotFound { .. } => gst::ResourceError::NotFound,
+                modnetmatte::Error::Device { .. } | modnetmatte::Error::InvalidConfig(_) => {
+                    gst::ResourceError::Settings
+                }
+                _ => gst::ResourceError::OpenRead,
+            };
+            gst::error_msg!(kind, ["{e}"])
+        })?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "model {} on {:?}: {}",
+            model.display(),
+            engine.device(),
+            engine.device_note()
+        );
+        *lock(&self.stats) = Stats::default();
+        *lock(&self.state) = Some(State {
+            engine,
+            output: settings.output,
+            in_info: None,
+            picture,
+            background: None,
+            failed_picture: None,
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        // Dropping the state frees the model and every buffer it held.
+        *lock(&self.state) = None;
+        gst::info!(
+            CAT,
+            imp = self,
+            "stopped after {} frames",
+            lock(&self.stats).frames
+        );
+        Ok(())
+    }
+
+    fn transform_caps(
+        &self,
+        direction: gst::PadDirection,
+        caps: &gst::Caps,
+        filter: Option<&gst::Caps>,
+    ) -> Option<gst::Caps> {
+        let output = lock(&self.state)
+            .as_ref()
+            .map(|s| s.output)
+            .unwrap_or_else(|| lock(&self.settings).output);
+        let to_src = direction == gst::PadDirection::Sink;
+        let mut out = gst::Caps::new_empty();
+        {
+            let out = out.get_mut()?;
+            for (s, features) in caps.iter_with_features() {
+                let formats: Vec<VideoFormat> = match s.value("format") {
+                    Ok(v) => {
+                        if let Ok(one) = v.get::<&str>() {
+                            vec![VideoFormat::from_string(one)]
+                        } else if let Ok(list) = v.get::<gst::List>() {
+                            list.iter()
+                                .filter_map(|v| v.get::<&str>().ok())
+                                .map(VideoFormat::from_string)
+                                .collect()
+                        } else {
+                            continue;
+                        }
+                    }
+                    // No format field: anything the other side can take.
+                    Err(_) => {
+                        if to_src {
+                            SINK_FORMATS.to_vec()
+                        } else {
+                            let mut all = SINK_FORMATS.to_vec();
+                            all.push(VideoFormat::Gray8);
+                            all
+                        }
+                    }
+                };
+                let mut mapped: Vec<VideoFormat> = Vec::new();
+                for f in formats {
+                    for m in map_format(output, f, to_src) {
+                        if !mapped.contains(&m) {
+                            mapped.push(m);
+                        }
+                    }
+                }
+                if mapped.is_empty() {
+                    continue;
+                }
+                let mut s = s.to_owned();
+                if mapped.len() == 1 {
+                    s.set("format", mapped[0].to_str());
+                } else {
+                    s.set("format", gst::List::new(mapped.iter().map(|f| f.to_str())));
+                }
+                if output != Output::Composite {
+                    // YUV colorimetry and chroma siting mean nothing for RGB or GRAY8.
+                    s.remove_fields(["colorimetry", "chroma-site"]);
+                }
+                out.append_structure_full(s, Some(features.to_owned()));
+            }
+        }
+        gst::debug!(
+            CAT,
+            imp = self,
+            "transformed {caps} ({direction:?}) into {out}"
+        );
+        Some(match filter {
+            Some(f) => f.intersect_with_mode(&out, gst::CapsIntersectMode::First),
+            None => out,
+        })
+    }
+}
+
+impl VideoFilterImpl for ModnetMatte {
+    fn set_info(
+        &self,
+        incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        outcaps: &gst::Caps,
+        _out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        let mut guard = lock(&self.state);
+        let state = guard
+            .as_mut()
+            .ok_or_else(|| gst::loggable_error!(CAT, "caps set before start"))?;
+        if to_pixel_format(in_info.format()).is_none() {
+            return Err(gst::loggable_error!(
+                CAT,
+                "unsupported input format {:?}",
+                in_info.format()
+            ));
+        }
+        let (w, h) = (in_info.width(), in_info.height());
+        let (iw, ih) = state.engine.inference_size(w, h);
+        gst::info!(
+            CAT,
+            imp = self,
+            "{incaps} -> {outcaps}: network input {iw}x{ih}"
+        );
+        // Warm up at the stream's size so that the first frame is not slow.
+        state
+            .engine
+            .warm_up(w, h)
+            .map_err(|e| gst::loggable_error!(CAT, "warm-up failed: {e}"))?;
+        state.in_info = Some(in_info.clone());
+        Ok(())
+    }
+
+    fn transform_frame(
+        &self,
+        inframe: &VideoFrameRef<&gst::BufferRef>,
+        outframe: &mut VideoFrameRef<&mut gst::BufferRef>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let settings = lock(&self.settings).clone();
+        let mut guard = lock(&self.state);
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let info = state.in_info.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let matrix = yuv_matrix(&info);
+        let format = to_pixel_format(inframe.format()).ok_or(gst::FlowError::NotNegotiated)?;
+        let frame = input_frame(inframe, format, matrix)?;
+
+        let (mut matte, timings) = state.engine.matte(&frame).map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ["matting failed: {e}"]);
+            gst::FlowError::Error
+        })?;
+        if settings.threshold > 0.0 && settings.threshold < 1.0 {
+            for (a8, &a) in matte.alpha_u8.iter_mut().zip(&matte.alpha) {
+                *a8 = if f64::from(a) >= settings.threshold {
+                    255
+                } else {
+                    0
+                };
+            }
+        }
+
+        let t0 = std::time::Instant::now();
+        let mut out = output_frame(outframe, matrix)?;
+        let result = match state.output {
+            Output::Matte => composite::write_gray(&matte.alpha_u8, &mut out),
+            Output::Alpha => composite::with_alpha(&frame, &matte.alpha_u8, &mut out),
+            Output::Composite => {
+                let blurred;
+                let background = match self.prepare_background(state, &settings, &frame)? {
+                    Some(bg) => bg,
+                    None => {
+                        blurred =
+                            composite::blurred(&frame, settings.blur_radius).map_err(|e| {
+                                gst::element_imp_error!(
+                                    self,
+                                    gst::StreamError::Failed,
+                                    ["blur: {e}"]
+                                );
+                                gst::FlowError::Error
+                            })?;
+                        &blurred
+                    }
+                };
+                composite::blend(&frame, &background.as_frame(), &matte.alpha_u8, &mut out)
+            }
+        };
+        result.map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ["output: {e}"]);
+            gst::FlowError::Error
+        })?;
+        let compositing = t0.elapsed();
+
+        let mut st = lock(&self.stats);
+        st.frames += 1;
+        st.inference += timings.inference;
+        st.last_inference = timings.inference;
+        st.preprocess += timings.preprocess;
+        st.postprocess += timings.postprocess;
+        st.compositing += compositing;
+        st.total += timings.total() + compositing;
+        gst::log!(
+            CAT,
+            imp = self,
+            "frame {}: preprocess {:.1} ms, inference {:.1} ms, postprocess {:.1} ms, output {:.1} ms",
+            st.frames,
+            ms(timings.preprocess),
+            ms(timings.inference),
+            ms(timings.postprocess),
+            ms(compositing)
+        );
+        Ok(gst::FlowSuccess::Ok)
+    }
+}

@@ -47,4 +47,9 @@ if [ ! -f "$model" ] || [ "$(cat "$model.inputs.sha256" 2>/dev/null)" != "$want"
       --out "../$model" --verify-image ../data/images/astronaut.png)
   echo "$want" > "$model.inputs.sha256"
 fi
-say "ready in $((SECONDS - start)) s"
+# 5. Install the model where the element finds it without a path (its `model`
+#    property, else $MODNETMATTE_MODEL, else this data directory).
+data_dir=${XDG_DATA_HOME:-$HOME/.local/share}/modnetmatte
+mkdir -p "$data_dir"
+ln -sfn "$PWD/$model" "$data_dir/modnet_photographic.pt"
+say "ready in $((SECONDS - start)) s (model: $data_dir/modnet_photographic.pt)"

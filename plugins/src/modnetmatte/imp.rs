@@ -308,7 +308,7 @@ impl ModnetMatte {
                         gst::element_imp_warning!(
                             self,
                             gst::ResourceError::OpenRead,
-                            ["{e}; keeping the previous background"]
+                            ("{e}; keeping the previous background")
                         );
                         state.failed_picture = Some(wanted.clone());
                     }
@@ -348,7 +348,7 @@ impl ModnetMatte {
                 )),
             };
             let built = built.map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ["background: {e}"]);
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("background: {e}"));
                 gst::FlowError::Error
             })?;
             gst::debug!(
@@ -597,9 +597,9 @@ impl BaseTransformImpl for ModnetMatte {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
         let model = find_model(settings.model.as_deref())
-            .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ["{e}"]))?;
+            .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ("{e}")))?;
         let device: DeviceRequest = settings.device.parse().map_err(|e: modnetmatte::Error| {
-            gst::error_msg!(gst::ResourceError::Settings, ["{e}"])
+            gst::error_msg!(gst::ResourceError::Settings, ("{e}"))
         })?;
         let picture = match (
             settings.background,
@@ -609,12 +609,12 @@ impl BaseTransformImpl for ModnetMatte {
             (Background::Image, Output::Composite, None) => {
                 return Err(gst::error_msg!(
                     gst::ResourceError::Settings,
-                    ["background=image needs background-image (a PNG or JPEG file)"]
+                    ("background=image needs background-image (a PNG or JPEG file)")
                 ));
             }
             (Background::Image, Output::Composite, Some(path)) => Some(
                 load_picture(path)
-                    .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]))?,
+                    .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")))?,
             ),
             _ => None,
         };
@@ -631,7 +631,7 @@ impl BaseTransformImpl for ModnetMatte {
                 }
                 _ => gst::ResourceError::OpenRead,
             };
-            gst::error_msg!(kind, ["{e}"])
+            gst::error_msg!(kind, ("{e}"))
         })?;
         gst::info!(
             CAT,
@@ -656,12 +656,7 @@ impl BaseTransformImpl for ModnetMatte {
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         // Dropping the state frees the model and every buffer it held.
         *lock(&self.state) = None;
-        gst::info!(
-            CAT,
-            imp = self,
-            "stopped after {} frames",
-            lock(&self.stats).frames
-        );
+        gst::info!(CAT, imp = self, "stopped: {}", self.stats_structure());
         Ok(())
     }
 
@@ -789,7 +784,7 @@ impl VideoFilterImpl for ModnetMatte {
         let frame = input_frame(inframe, format, matrix)?;
 
         let (mut matte, timings) = state.engine.matte(&frame).map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ["matting failed: {e}"]);
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("matting failed: {e}"));
             gst::FlowError::Error
         })?;
         if settings.threshold > 0.0 && settings.threshold < 1.0 {
@@ -817,7 +812,7 @@ impl VideoFilterImpl for ModnetMatte {
                                 gst::element_imp_error!(
                                     self,
                                     gst::StreamError::Failed,
-                                    ["blur: {e}"]
+                                    ("blur: {e}")
                                 );
                                 gst::FlowError::Error
                             })?;
@@ -828,7 +823,7 @@ impl VideoFilterImpl for ModnetMatte {
             }
         };
         result.map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ["output: {e}"]);
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("output: {e}"));
             gst::FlowError::Error
         })?;
         let compositing = t0.elapsed();

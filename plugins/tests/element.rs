@@ -345,10 +345,12 @@ fn start_error(configure: impl FnOnce(&gst::Element)) -> String {
     }
 }
 
+type Configure = Box<dyn FnOnce(&gst::Element)>;
+
 #[test]
 fn each_bad_setting_is_an_error_on_the_bus_naming_the_cause() {
     let m = model();
-    let cases: Vec<(Box<dyn FnOnce(&gst::Element)>, Vec<String>)> = vec![
+    let cases: Vec<(Configure, Vec<String>)> = vec![
         (
             Box::new(|e| e.set_property("model", "/nonexistent/modnet.pt")),
             vec!["/nonexistent/modnet.pt".into(), "not found".into()],

@@ -1,0 +1,155 @@
+//! The built plugin file through gst-launch-1.0 and gst-inspect-1.0, as a user runs
+//! it: a private GST_PLUGIN_PATH folder holding only our .so, a private registry, and
+//! the model found through $MODNETMATTE_MODEL (no `model` property).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+
+/// A fresh folder with a copy of the cdylib cargo built next to this test binary.
+fn plugin_dir(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|p| p.parent()).unwrap();
+    let so = profile_dir.join("libgstmodnet.so");
+    assert!(
+        so.exists(),
+        "{} missing (cargo builds it with the tests)",
+        so.display()
+    );
+    let dir = std::env::temp_dir().join(format!("modnetmatte-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("plugin")).unwrap();
+    std::fs::copy(&so, dir.join("plugin/libgstmodnet.so")).unwrap();
+    dir
+}
+
+fn gst(tool: &str, dir: &PathBuf, args: &[&str]) -> std::process::Output {
+    Command::new(tool)
+        .args(args)
+        .env("GST_PLUGIN_PATH", dir.join("plugin"))
+        .env("GST_REGISTRY", dir.join("registry.bin"))
+        .env("MODNETMATTE_MODEL", model())
+        .env_remove("GST_DEBUG")
+        .output()
+        .unwrap_or_else(|e| panic!("{tool}: {e}"))
+}
+
+#[test]
+fn gst_inspect_documents_every_property() {
+    let dir = plugin_dir("inspect");
+    let out = gst("gst-inspect-1.0", &dir, &["modnetmatte"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "Filter/Effect/Video",
+        "libgstmodnet.so",
+        "output",
+        "background-color",
+        "background-image",
+        "blur-radius",
+        "model",
+        "device",
+        "ref-size",
+        "threshold",
+        "num-threads",
+        "stats",
+        "(2): matte",
+        "changeable only in NULL or READY state",
+        "YUY2",
+        "NV12",
+        "I420",
+        "GRAY8",
+    ] {
+        assert!(
+            text.contains(needle),
+            "gst-inspect lacks {needle:?}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn a_photo_clip_through_gst_launch_keeps_the_person_and_replaces_the_background() {
+    let dir = plugin_dir("launch");
+    let photo = prepared("data/images/astronaut.png").display().to_string();
+    let pattern = dir.join("frame_%02d.png").display().to_string();
+    let pipeline = format!(
+        "filesrc location={photo} ! pngdec ! imagefreeze num-buffers=4 ! videoconvert ! \
+         video/x-raw,format=NV12,framerate=10/1 ! modnetmatte background=color background-color=0xff0000ff ! \
+         videoconvert ! pngenc ! multifilesink location={pattern}"
+    );
+    let args: Vec<&str> = std::iter::once("-q")
+        .chain(pipeline.split_whitespace())
+        .collect();
+    let out = gst("gst-launch-1.0", &dir, &args);
+    assert!(
+        out.status.success(),
+        "gst-launch failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let original = photo_rgb(512, 512);
+    for i in 0..4 {
+        let frame = image::open(dir.join(format!("frame_{i:02}.png")))
+            .unwrap_or_else(|e| panic!("frame {i}: {e}"))
+            .to_rgb8();
+        assert_eq!(frame.dimensions(), (512, 512));
+        let rgb = frame.as_raw();
+        for (fx, fy) in PERSON {
+            let d = distance(
+                mean_at(rgb, 512, 512, fx, fy),
+                mean_at(&original, 512, 512, fx, fy),
+            );
+            assert!(
+                d <= 12.0,
+                "frame {i}: the person at ({fx},{fy}) changed by {d}"
+            );
+        }
+        for (fx, fy) in BACKGROUND {
+            let d = distance(mean_at(rgb, 512, 512, fx, fy), [0.0, 0.0, 255.0]);
+            assert!(
+                d <= 12.0,
+                "frame {i}: background at ({fx},{fy}) is {d} from blue"
+            );
+        }
+    }
+    assert!(
+        !dir.join("frame_04.png").exists(),
+        "one output frame per input frame"
+    );
+}
+
+#[test]
+fn a_bad_model_stops_gst_launch_with_a_clear_error() {
+    let dir = plugin_dir("badmodel");
+    let out = gst(
+        "gst-launch-1.0",
+        &dir,
+        &[
+            "videotestsrc",
+            "num-buffers=2",
+            "!",
+            "modnetmatte",
+            "model=/nonexistent/m.pt",
+            "!",
+            "fakesink",
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success());
+    assert!(
+        text.contains("model file /nonexistent/m.pt: not found"),
+        "{text}"
+    );
+    assert!(!text.contains("panicked"), "{text}");
+}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
@@ -26,7 +26,7 @@ fn plugin_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn gst(tool: &str, dir: &PathBuf, args: &[&str]) -> std::process::Output {
+fn gst(tool: &str, dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(tool)
         .args(args)
         .env("GST_PLUGIN_PATH", dir.join("plugin"))

@@ -1,8 +1,10 @@
 //! Where inference runs: `auto`, `cpu`, `cuda` or `cuda:N`.
 //!
-//! Today every path resolves to the CPU unless libtorch itself reports a usable CUDA
-//! device; the CUDA path proper (run-time loading of libtorch_cuda, pinned memory,
-//! streams) arrives later and will live here.
+//! rustc links with `--as-needed`, which drops libtorch_cuda.so (nothing references
+//! its symbols directly: it registers CUDA with libtorch from static initialisers).
+//! So one binary serves CPU and GPU machines: for `auto` and `cuda` we dlopen it at
+//! run time, and CUDA is used only if that works and libtorch then sees a device.
+//! (Pinned buffers and our own streams arrive with the CUDA issue.)
 
 use std::fmt;
 use std::str::FromStr;
@@ -61,7 +63,16 @@ pub struct Resolved {
 
 /// Turns a request into a device, or an error naming what is missing.
 pub fn resolve(request: DeviceRequest) -> Result<Resolved> {
-    let cuda_count = cuda_device_count();
+    // device=cpu never loads the (large) CUDA libraries.
+    let cuda_count = if request == DeviceRequest::Cpu {
+        0
+    } else {
+        cuda_device_count()
+    };
+    let missing = || match load_cuda_runtime() {
+        Err(e) => format!("libtorch's CUDA library could not be loaded ({e})"),
+        Ok(()) => "libtorch sees no usable CUDA device (no NVIDIA driver or GPU)".into(),
+    };
     match request {
         DeviceRequest::Cpu => Ok(Resolved {
             device: tch::Device::Cpu,
@@ -73,7 +84,7 @@ pub fn resolve(request: DeviceRequest) -> Result<Resolved> {
         }),
         DeviceRequest::Auto => Ok(Resolved {
             device: tch::Device::Cpu,
-            why: "auto: libtorch sees no usable CUDA device, using the CPU".into(),
+            why: format!("auto: using the CPU: {}", missing()),
         }),
         DeviceRequest::Cuda(n) if n < cuda_count => Ok(Resolved {
             device: tch::Device::Cuda(n),
@@ -82,7 +93,7 @@ pub fn resolve(request: DeviceRequest) -> Result<Resolved> {
         DeviceRequest::Cuda(n) => Err(Error::Device {
             device: request.to_string(),
             reason: if cuda_count == 0 {
-                "libtorch sees no usable CUDA device (no NVIDIA driver or GPU, or libtorch's CUDA libraries are not loaded); use device=cpu or auto".into()
+                format!("{}; use device=cpu or auto", missing())
             } else {
                 format!("there are {cuda_count} CUDA device(s), numbered from 0: no cuda:{n}")
             },
@@ -90,7 +101,25 @@ pub fn resolve(request: DeviceRequest) -> Result<Resolved> {
     }
 }
 
+/// Loads libtorch_cuda.so once per process (kept loaded); the error says why not.
+fn load_cuda_runtime() -> std::result::Result<(), String> {
+    static LOADED: std::sync::OnceLock<std::result::Result<(), String>> =
+        std::sync::OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
+            // SAFETY: loading libtorch_cuda runs its static initialisers, which only
+            // register the CUDA backend with the libtorch already in this process.
+            let lib = unsafe { Library::open(Some("libtorch_cuda.so"), RTLD_NOW | RTLD_GLOBAL) };
+            lib.map(std::mem::forget).map_err(|e| e.to_string())
+        })
+        .clone()
+}
+
 fn cuda_device_count() -> usize {
+    if load_cuda_runtime().is_err() {
+        return 0;
+    }
     // Both calls are safe without a driver: they return 0/false, never panic.
     if tch::Cuda::is_available() {
         usize::try_from(tch::Cuda::device_count()).unwrap_or(0)

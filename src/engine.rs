@@ -135,6 +135,10 @@ impl Engine {
         let input = preprocess::to_input(frame, self.config.ref_size, self.device())?;
         let t1 = Instant::now();
         let out = self.model.forward(&input)?;
+        if let tch::Device::Cuda(i) = self.device() {
+            // CUDA work is asynchronous: wait, so that each stage is timed on its own.
+            tch::Cuda::synchronize(i as i64);
+        }
         let t2 = Instant::now();
         let matte = postprocess::to_matte(&out, frame.width, frame.height)?;
         let t3 = Instant::now();

@@ -41,6 +41,27 @@ struct Args {
     /// Run the matte this many times and report the median time per stage.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
+    /// Scale the photo to WIDTHxHEIGHT first (e.g. 1920x1080), to time other sizes.
+    #[arg(long, value_parser = parse_size)]
+    size: Option<(u32, u32)>,
+    /// A reference matte (16-bit grey PNG, e.g. from tools/modnet/fixtures.py) to
+    /// compare with; fails when the max |diff| exceeds --max-diff.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Largest accepted |diff| against --reference, in 1/255 steps.
+    #[arg(long, default_value_t = 2.0)]
+    max_diff: f64,
+}
+
+fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("{s:?}: expected WIDTHxHEIGHT, e.g. 1280x720"))?;
+    let side = |v: &str| match v.parse::<u32>() {
+        Ok(n) if (1..=8192).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?}: each side must be a number from 1 to 8192")),
+    };
+    Ok((side(w)?, side(h)?))
 }
 
 fn load_rgb(path: &Path, what: &str) -> Result<RgbImage> {
@@ -66,7 +87,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let photo = load_rgb(&args.input, "input")?;
+    let mut photo = load_rgb(&args.input, "input")?;
+    if let Some((w, h)) = args.size {
+        photo = image::imageops::resize(&photo, w, h, FilterType::Triangle);
+    }
     let (w, h) = photo.dimensions();
     let background = image::DynamicImage::ImageRgb8(load_rgb(&args.background, "background")?)
         .resize_to_fill(w, h, FilterType::Triangle)
@@ -111,6 +135,42 @@ fn main() -> Result<()> {
         ms(stage(|t| t.postprocess)),
         ms(stage(|t| t.total())),
     );
+
+    if let Some(reference) = &args.reference {
+        let r = image::open(reference)
+            .with_context(|| {
+                format!(
+                    "reference {}: cannot be read as an image",
+                    reference.display()
+                )
+            })?
+            .to_luma16();
+        if r.dimensions() != (w, h) {
+            bail!(
+                "reference {} is {:?}, the photo {w}x{h}",
+                reference.display(),
+                r.dimensions()
+            );
+        }
+        let diffs: Vec<f64> = matte
+            .alpha
+            .iter()
+            .zip(r.as_raw())
+            .map(|(&a, &b)| (a as f64 - b as f64 / 65535.0).abs() * 255.0)
+            .collect();
+        let max = diffs.iter().copied().fold(0.0, f64::max);
+        let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
+        println!(
+            "against {}: max |diff| {max:.3}/255, mean {mean:.4}/255",
+            reference.display()
+        );
+        if max > args.max_diff {
+            bail!(
+                "max |diff| {max:.3}/255 exceeds --max-diff {}",
+                args.max_diff
+            );
+        }
+    }
 
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create {}", args.out_dir.display()))?;

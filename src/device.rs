@@ -69,6 +69,9 @@ pub fn resolve(request: DeviceRequest) -> Result<Resolved> {
     } else {
         cuda_device_count()
     };
+    if cuda_count > 0 {
+        disable_tf32_convolutions();
+    }
     let missing = || match load_cuda_runtime() {
         Err(e) => format!("libtorch's CUDA library could not be loaded ({e})"),
         Ok(()) => "libtorch sees no usable CUDA device (no NVIDIA driver or GPU)".into(),
@@ -114,6 +117,24 @@ fn load_cuda_runtime() -> std::result::Result<(), String> {
             lib.map(std::mem::forget).map_err(|e| e.to_string())
         })
         .clone()
+}
+
+// libtorch's global switches that tch does not wrap (C++ symbols of the libtorch 2.11.0
+// that tch 0.24 links, which this crate pins exactly).
+unsafe extern "C" {
+    #[link_name = "_ZN2at13globalContextEv"]
+    fn at_global_context() -> *mut std::ffi::c_void;
+    #[link_name = "_ZN2at7Context17setAllowTF32CuDNNEb"]
+    fn at_context_set_allow_tf32_cudnn(context: *mut std::ffi::c_void, allow: bool);
+}
+
+/// cuDNN convolutions default to TF32 on Ampere and later, which moved our fp32 matte
+/// by up to 7.4/255 from the reference on an H200: keep them in full fp32.
+fn disable_tf32_convolutions() {
+    // SAFETY: both are plain exported libtorch functions: the first returns the
+    // process-wide at::Context, the second (a member function, `this` first) flips
+    // one of its flags.
+    unsafe { at_context_set_allow_tf32_cudnn(at_global_context(), false) }
 }
 
 fn cuda_device_count() -> usize {

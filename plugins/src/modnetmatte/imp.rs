@@ -1,6 +1,7 @@
 //! The `modnetmatte` subclass of GstVideoFilter: properties, caps, and the per-frame
 //! glue between GStreamer buffers and the engine.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use gst_video::{VideoFormat, VideoFrameRef};
 
 use modnetmatte::composite::{self, OwnedFrame};
 use modnetmatte::frame::{Plane, PlaneMut};
+use modnetmatte::temporal::{Temporal, TemporalConfig};
 use modnetmatte::{DeviceRequest, Engine, EngineConfig, Frame, FrameMut, PixelFormat, YuvMatrix};
 
 use super::{Background, Output};
@@ -135,6 +137,9 @@ struct Settings {
     ref_size: u32,
     threshold: f64,
     num_threads: u32,
+    mask_every: u32,
+    temporal_smoothing: f64,
+    ofd: bool,
 }
 
 impl Default for Settings {
@@ -150,6 +155,9 @@ impl Default for Settings {
             ref_size: DEFAULT_REF_SIZE,
             threshold: 0.0,
             num_threads: 0,
+            mask_every: 1,
+            temporal_smoothing: 0.0,
+            ofd: false,
         }
     }
 }
@@ -169,7 +177,15 @@ struct PreparedBackground {
 struct State {
     engine: Engine,
     output: Output,
+    /// Fixed at start: it changes the latency the element reports.
+    ofd: bool,
     in_info: Option<gst_video::VideoInfo>,
+    out_info: Option<gst_video::VideoInfo>,
+    temporal: Temporal,
+    /// Input buffers whose matte is not final yet (OFD holds one back).
+    pending: VecDeque<gst::Buffer>,
+    /// Input buffers with their final matte, waiting to be rendered and pushed.
+    ready: VecDeque<(gst::Buffer, Vec<f32>)>,
     picture: Option<Picture>,
     background: Option<PreparedBackground>,
     /// Last picture path that failed to load, so the warning is posted once.
@@ -179,6 +195,7 @@ struct State {
 #[derive(Debug, Default, Clone)]
 struct Stats {
     frames: u64,
+    reused: u64,
     inference: Duration,
     last_inference: Duration,
     total: Duration,
@@ -259,21 +276,18 @@ fn ms(d: Duration) -> f64 {
 impl ModnetMatte {
     fn stats_structure(&self) -> gst::Structure {
         let s = lock(&self.stats).clone();
-        let mean = |d: Duration| {
-            if s.frames == 0 {
-                0.0
-            } else {
-                ms(d) / s.frames as f64
-            }
-        };
+        // Stage times per network run; compositing and total per output frame.
+        let inferred = s.frames.saturating_sub(s.reused);
+        let per = |d: Duration, n: u64| if n == 0 { 0.0 } else { ms(d) / n as f64 };
         gst::Structure::builder("modnetmatte-stats")
             .field("frames", s.frames)
-            .field("mean-inference-ms", mean(s.inference))
+            .field("frames-matte-reused", s.reused)
+            .field("mean-inference-ms", per(s.inference, inferred))
             .field("last-inference-ms", ms(s.last_inference))
-            .field("mean-preprocess-ms", mean(s.preprocess))
-            .field("mean-postprocess-ms", mean(s.postprocess))
-            .field("mean-compositing-ms", mean(s.compositing))
-            .field("mean-total-ms", mean(s.total))
+            .field("mean-preprocess-ms", per(s.preprocess, inferred))
+            .field("mean-postprocess-ms", per(s.postprocess, inferred))
+            .field("mean-compositing-ms", per(s.compositing, s.frames))
+            .field("mean-total-ms", per(s.total, s.frames))
             .build()
     }
 
@@ -360,6 +374,211 @@ impl ModnetMatte {
             state.background = Some(PreparedBackground { key, frame: built });
         }
         Ok(state.background.as_ref().map(|b| &b.frame))
+    }
+
+    /// Mattes one input buffer (or reuses the last matte) and queues it; what the
+    /// temporal filter finalises moves to `ready`.
+    fn accept(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        inbuf: gst::Buffer,
+    ) -> Result<(), gst::FlowError> {
+        let info = state.in_info.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let (w, h) = (info.width(), info.height());
+        let config = TemporalConfig {
+            mask_every: settings.mask_every,
+            smoothing: settings.temporal_smoothing as f32,
+            ofd: state.ofd,
+        };
+        let finished = if state.temporal.needs_inference(&config, w, h) {
+            let format = to_pixel_format(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
+            let vframe =
+                VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), &info).map_err(|_| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Format,
+                        ("input buffer does not match the caps {info:?}")
+                    );
+                    gst::FlowError::Error
+                })?;
+            let frame = input_frame(&vframe, format, yuv_matrix(&info))?;
+            let (matte, timings) = state.engine.matte(&frame).map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("matting failed: {e}"));
+                gst::FlowError::Error
+            })?;
+            let mut st = lock(&self.stats);
+            st.inference += timings.inference;
+            st.last_inference = timings.inference;
+            st.preprocess += timings.preprocess;
+            st.postprocess += timings.postprocess;
+            st.total += timings.total();
+            drop(st);
+            gst::log!(
+                CAT,
+                imp = self,
+                "matte: preprocess {:.1} ms, inference {:.1} ms, postprocess {:.1} ms",
+                ms(timings.preprocess),
+                ms(timings.inference),
+                ms(timings.postprocess)
+            );
+            state.temporal.push(&config, w, h, matte.alpha)
+        } else {
+            lock(&self.stats).reused += 1;
+            state.temporal.push_reused(&config, w, h)
+        };
+        state.pending.push_back(inbuf);
+        if let Some(alpha) = finished
+            && let Some(buf) = state.pending.pop_front()
+        {
+            state.ready.push_back((buf, alpha));
+        }
+        Ok(())
+    }
+
+    /// The output buffer for an input buffer and its final matte.
+    fn render(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        inbuf: &gst::Buffer,
+        alpha: &[f32],
+    ) -> Result<gst::Buffer, gst::FlowError> {
+        let t0 = std::time::Instant::now();
+        let in_info = state.in_info.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let out_info = state
+            .out_info
+            .clone()
+            .ok_or(gst::FlowError::NotNegotiated)?;
+        let hard = settings.threshold > 0.0 && settings.threshold < 1.0;
+        let alpha_u8: Vec<u8> = alpha
+            .iter()
+            .map(|&a| match hard {
+                true if f64::from(a) >= settings.threshold => 255,
+                true => 0,
+                false => (a.clamp(0.0, 1.0) * 255.0).round() as u8,
+            })
+            .collect();
+        let mut outbuf =
+            gst::Buffer::with_size(out_info.size()).map_err(|_| gst::FlowError::Error)?;
+        {
+            let out = outbuf.get_mut().ok_or(gst::FlowError::Error)?;
+            // Timestamps, duration and flags travel with the frame.
+            inbuf
+                .copy_into(
+                    out,
+                    gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS,
+                    ..,
+                )
+                .map_err(|_| gst::FlowError::Error)?;
+        }
+        let matrix = yuv_matrix(&in_info);
+        let format = to_pixel_format(in_info.format()).ok_or(gst::FlowError::NotNegotiated)?;
+        let vin = VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), &in_info)
+            .map_err(|_| gst::FlowError::Error)?;
+        let frame = input_frame(&vin, format, matrix)?;
+        {
+            let outref = outbuf.get_mut().ok_or(gst::FlowError::Error)?;
+            let mut vout = VideoFrameRef::from_buffer_ref_writable(outref, &out_info)
+                .map_err(|_| gst::FlowError::Error)?;
+            let mut out = output_frame(&mut vout, matrix)?;
+            let result = match state.output {
+                Output::Matte => composite::write_gray(&alpha_u8, &mut out),
+                Output::Alpha => composite::with_alpha(&frame, &alpha_u8, &mut out),
+                Output::Composite => {
+                    let blurred;
+                    let background = match self.prepare_background(state, settings, &frame)? {
+                        Some(bg) => bg,
+                        None => {
+                            blurred =
+                                composite::blurred(&frame, settings.blur_radius).map_err(|e| {
+                                    gst::element_imp_error!(
+                                        self,
+                                        gst::StreamError::Failed,
+                                        ("blur: {e}")
+                                    );
+                                    gst::FlowError::Error
+                                })?;
+                            &blurred
+                        }
+                    };
+                    composite::blend(&frame, &background.as_frame(), &alpha_u8, &mut out)
+                }
+            };
+            result.map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("output: {e}"));
+                gst::FlowError::Error
+            })?;
+        }
+        let compositing = t0.elapsed();
+        let mut st = lock(&self.stats);
+        st.frames += 1;
+        st.compositing += compositing;
+        st.total += compositing;
+        gst::log!(
+            CAT,
+            imp = self,
+            "frame {} out, compositing {:.1} ms",
+            st.frames,
+            ms(compositing)
+        );
+        Ok(outbuf)
+    }
+
+    /// Renders every frame still held (EOS, new caps): nothing that came in is lost.
+    fn drain(&self) {
+        let settings = lock(&self.settings).clone();
+        let mut outputs = Vec::new();
+        {
+            let mut guard = lock(&self.state);
+            let Some(state) = guard.as_mut() else { return };
+            if let Some(alpha) = state.temporal.drain()
+                && let Some(buf) = state.pending.pop_front()
+            {
+                state.ready.push_back((buf, alpha));
+            }
+            if !state.pending.is_empty() {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "{} frames had no matte at drain",
+                    state.pending.len()
+                );
+            }
+            while let Some((buf, alpha)) = state.ready.pop_front() {
+                match self.render(state, &settings, &buf, &alpha) {
+                    Ok(out) => outputs.push(out),
+                    Err(e) => gst::warning!(CAT, imp = self, "dropping a frame at drain: {e:?}"),
+                }
+            }
+            state.pending.clear();
+            state.temporal.reset();
+        }
+        gst::debug!(CAT, imp = self, "draining {} frames", outputs.len());
+        for out in outputs {
+            if let Err(e) = self.obj().src_pad().push(out) {
+                gst::debug!(CAT, imp = self, "push at drain: {e:?}");
+                break;
+            }
+        }
+    }
+
+    /// Frames of delay the temporal filters add, as a duration.
+    fn added_latency(&self) -> gst::ClockTime {
+        let guard = lock(&self.state);
+        let Some(state) = guard.as_ref() else {
+            return gst::ClockTime::ZERO;
+        };
+        if !state.ofd {
+            return gst::ClockTime::ZERO;
+        }
+        let fps = state.in_info.as_ref().map(|i| i.fps());
+        match fps {
+            Some(f) if f.numer() > 0 && f.denom() > 0 => gst::ClockTime::SECOND
+                .mul_div_floor(f.denom() as u64, f.numer() as u64)
+                .unwrap_or(gst::ClockTime::ZERO),
+            _ => gst::ClockTime::ZERO,
+        }
     }
 }
 
@@ -493,9 +712,31 @@ impl ObjectImpl for ModnetMatte {
                     .default_value(0)
                     .flags(at_start)
                     .build(),
+                glib::ParamSpecUInt::builder("mask-every")
+                    .nick("Matte every N frames")
+                    .blurb("Run the network on every Nth frame only and reuse the last matte in between: N times less CPU, at the cost of mattes that lag behind fast motion. 1: every frame. Takes effect on the next frame")
+                    .minimum(1)
+                    .maximum(60)
+                    .default_value(1)
+                    .flags(live)
+                    .build(),
+                glib::ParamSpecDouble::builder("temporal-smoothing")
+                    .nick("Temporal smoothing")
+                    .blurb("Blend each matte with the previous ones (exponential moving average weight of the past): steadier edges, slower to follow motion. 0: off; 0.5 is a good start. Takes effect on the next frame")
+                    .minimum(0.0)
+                    .maximum(0.99)
+                    .default_value(0.0)
+                    .flags(live)
+                    .build(),
+                glib::ParamSpecBoolean::builder("ofd")
+                    .nick("One-frame delay")
+                    .blurb("MODNet's one-frame-delay fix: a pixel whose alpha jumps for a single frame while the frames before and after agree takes their mean. Removes one-frame flicker; adds one frame of latency (reported in the latency query). Set it in NULL or READY")
+                    .default_value(false)
+                    .flags(at_start)
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Frames processed and milliseconds per frame since start: mean and last inference, mean preprocess, postprocess, compositing and total")
+                    .blurb("Frames processed (and how many reused the previous matte) and milliseconds per frame since start: mean and last inference, mean preprocess, postprocess, compositing and total")
                     .read_only()
                     .build(),
             ]
@@ -523,6 +764,9 @@ impl ObjectImpl for ModnetMatte {
             "ref-size" => s.ref_size = value.get().unwrap_or(DEFAULT_REF_SIZE),
             "threshold" => s.threshold = value.get().unwrap_or(0.0),
             "num-threads" => s.num_threads = value.get().unwrap_or(0),
+            "mask-every" => s.mask_every = value.get().unwrap_or(1),
+            "temporal-smoothing" => s.temporal_smoothing = value.get().unwrap_or(0.0),
+            "ofd" => s.ofd = value.get().unwrap_or(false),
             other => gst::warning!(CAT, imp = self, "no writable property {other}"),
         }
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
@@ -541,6 +785,9 @@ impl ObjectImpl for ModnetMatte {
             "ref-size" => s.ref_size.to_value(),
             "threshold" => s.threshold.to_value(),
             "num-threads" => s.num_threads.to_value(),
+            "mask-every" => s.mask_every.to_value(),
+            "temporal-smoothing" => s.temporal_smoothing.to_value(),
+            "ofd" => s.ofd.to_value(),
             "stats" => {
                 drop(s);
                 self.stats_structure().to_value()
@@ -594,6 +841,61 @@ impl BaseTransformImpl for ModnetMatte {
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
+    fn submit_input_buffer(
+        &self,
+        _is_discont: bool,
+        inbuf: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let settings = lock(&self.settings).clone();
+        let mut guard = lock(&self.state);
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        self.accept(state, &settings, inbuf)?;
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn generate_output(
+        &self,
+    ) -> Result<gst_base::subclass::base_transform::GenerateOutputSuccess, gst::FlowError> {
+        let settings = lock(&self.settings).clone();
+        let mut guard = lock(&self.state);
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let Some((inbuf, alpha)) = state.ready.pop_front() else {
+            return Ok(gst_base::subclass::base_transform::GenerateOutputSuccess::NoOutput);
+        };
+        let out = self.render(state, &settings, &inbuf, &alpha)?;
+        Ok(gst_base::subclass::base_transform::GenerateOutputSuccess::Buffer(out))
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        match event.view() {
+            // Frames held back by OFD go out before the stream ends or changes.
+            gst::EventView::Eos(_) | gst::EventView::Caps(_) => self.drain(),
+            gst::EventView::FlushStop(_) => {
+                if let Some(state) = lock(&self.state).as_mut() {
+                    state.pending.clear();
+                    state.ready.clear();
+                    state.temporal.reset();
+                }
+            }
+            _ => {}
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        let handled = BaseTransformImplExt::parent_query(self, direction, query);
+        if handled
+            && direction == gst::PadDirection::Src
+            && let gst::QueryViewMut::Latency(q) = query.view_mut()
+        {
+            let add = self.added_latency();
+            let (live, min, max) = q.result();
+            q.set(live, min + add, max.map(|m| m + add));
+            gst::debug!(CAT, imp = self, "latency: adding {add} (one-frame delay)");
+        }
+        handled
+    }
+
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
         let model = find_model(settings.model.as_deref())
@@ -645,7 +947,12 @@ impl BaseTransformImpl for ModnetMatte {
         *lock(&self.state) = Some(State {
             engine,
             output: settings.output,
+            ofd: settings.ofd,
             in_info: None,
+            out_info: None,
+            temporal: Temporal::new(),
+            pending: VecDeque::new(),
+            ready: VecDeque::new(),
             picture,
             background: None,
             failed_picture: None,
@@ -741,7 +1048,7 @@ impl VideoFilterImpl for ModnetMatte {
         incaps: &gst::Caps,
         in_info: &gst_video::VideoInfo,
         outcaps: &gst::Caps,
-        _out_info: &gst_video::VideoInfo,
+        out_info: &gst_video::VideoInfo,
     ) -> Result<(), gst::LoggableError> {
         let mut guard = lock(&self.state);
         let state = guard
@@ -767,85 +1074,8 @@ impl VideoFilterImpl for ModnetMatte {
             .warm_up(w, h)
             .map_err(|e| gst::loggable_error!(CAT, "warm-up failed: {e}"))?;
         state.in_info = Some(in_info.clone());
+        state.out_info = Some(out_info.clone());
+        state.temporal.reset();
         Ok(())
-    }
-
-    fn transform_frame(
-        &self,
-        inframe: &VideoFrameRef<&gst::BufferRef>,
-        outframe: &mut VideoFrameRef<&mut gst::BufferRef>,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = lock(&self.settings).clone();
-        let mut guard = lock(&self.state);
-        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        let info = state.in_info.clone().ok_or(gst::FlowError::NotNegotiated)?;
-        let matrix = yuv_matrix(&info);
-        let format = to_pixel_format(inframe.format()).ok_or(gst::FlowError::NotNegotiated)?;
-        let frame = input_frame(inframe, format, matrix)?;
-
-        let (mut matte, timings) = state.engine.matte(&frame).map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ("matting failed: {e}"));
-            gst::FlowError::Error
-        })?;
-        if settings.threshold > 0.0 && settings.threshold < 1.0 {
-            for (a8, &a) in matte.alpha_u8.iter_mut().zip(&matte.alpha) {
-                *a8 = if f64::from(a) >= settings.threshold {
-                    255
-                } else {
-                    0
-                };
-            }
-        }
-
-        let t0 = std::time::Instant::now();
-        let mut out = output_frame(outframe, matrix)?;
-        let result = match state.output {
-            Output::Matte => composite::write_gray(&matte.alpha_u8, &mut out),
-            Output::Alpha => composite::with_alpha(&frame, &matte.alpha_u8, &mut out),
-            Output::Composite => {
-                let blurred;
-                let background = match self.prepare_background(state, &settings, &frame)? {
-                    Some(bg) => bg,
-                    None => {
-                        blurred =
-                            composite::blurred(&frame, settings.blur_radius).map_err(|e| {
-                                gst::element_imp_error!(
-                                    self,
-                                    gst::StreamError::Failed,
-                                    ("blur: {e}")
-                                );
-                                gst::FlowError::Error
-                            })?;
-                        &blurred
-                    }
-                };
-                composite::blend(&frame, &background.as_frame(), &matte.alpha_u8, &mut out)
-            }
-        };
-        result.map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ("output: {e}"));
-            gst::FlowError::Error
-        })?;
-        let compositing = t0.elapsed();
-
-        let mut st = lock(&self.stats);
-        st.frames += 1;
-        st.inference += timings.inference;
-        st.last_inference = timings.inference;
-        st.preprocess += timings.preprocess;
-        st.postprocess += timings.postprocess;
-        st.compositing += compositing;
-        st.total += timings.total() + compositing;
-        gst::log!(
-            CAT,
-            imp = self,
-            "frame {}: preprocess {:.1} ms, inference {:.1} ms, postprocess {:.1} ms, output {:.1} ms",
-            st.frames,
-            ms(timings.preprocess),
-            ms(timings.inference),
-            ms(timings.postprocess),
-            ms(compositing)
-        );
-        Ok(gst::FlowSuccess::Ok)
     }
 }

@@ -1,0 +1,247 @@
+//! Temporal stability of the matte across frames (all off by default):
+//!
+//! - `mask_every` N: run the network on every Nth frame only, reuse the last matte
+//!   between (decided by the caller through [`Temporal::needs_inference`]);
+//! - `smoothing` s in [0, 1): exponential moving average, a(t) = s a(t-1) + (1-s) m(t);
+//! - `ofd`: MODNet's one-frame-delay fix (never released by its authors): where
+//!   a(t-1) and a(t+1) agree within `OFD_TOLERANCE` but a(t) differs from both by
+//!   more, a(t) becomes their mean. The matte of frame t is known once frame t+1 has
+//!   been seen: one frame of latency.
+//!
+//! Mattes are frame-sized f32 alpha; a size change (renegotiation) resets the history.
+
+use std::collections::VecDeque;
+
+/// "Agree within a small tolerance" of the OFD rule, in alpha units.
+pub const OFD_TOLERANCE: f32 = 0.1;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TemporalConfig {
+    pub mask_every: u32,
+    pub smoothing: f32,
+    pub ofd: bool,
+}
+
+impl Default for TemporalConfig {
+    fn default() -> Self {
+        Self {
+            mask_every: 1,
+            smoothing: 0.0,
+            ofd: false,
+        }
+    }
+}
+
+impl TemporalConfig {
+    /// Frames of delay this configuration adds.
+    pub fn delay_frames(&self) -> u32 {
+        u32::from(self.ofd)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Temporal {
+    frames_seen: u64,
+    size: (u32, u32),
+    /// The last network (or reused) matte, before smoothing.
+    last_raw: Option<Vec<f32>>,
+    ema: Option<Vec<f32>>,
+    /// Up to the last two smoothed mattes waiting for the OFD decision.
+    window: VecDeque<Vec<f32>>,
+}
+
+impl Temporal {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forget all history (flush, new stream, new size).
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Whether the next frame needs the network (false: reuse with `push_reused`).
+    pub fn needs_inference(&self, config: &TemporalConfig, width: u32, height: u32) -> bool {
+        self.last_raw.is_none()
+            || self.size != (width, height)
+            || self
+                .frames_seen
+                .is_multiple_of(u64::from(config.mask_every.max(1)))
+    }
+
+    /// The next frame's matte from the network. Returns the matte of the frame that
+    /// is now final: this frame's, or with OFD the previous frame's (None for the
+    /// first frame of a stream).
+    pub fn push(
+        &mut self,
+        config: &TemporalConfig,
+        width: u32,
+        height: u32,
+        matte: Vec<f32>,
+    ) -> Option<Vec<f32>> {
+        if self.size != (width, height) {
+            self.reset();
+            self.size = (width, height);
+        }
+        self.frames_seen += 1;
+        self.last_raw = Some(matte.clone());
+        let s = config.smoothing.clamp(0.0, 0.999);
+        let smoothed = match self.ema.take() {
+            Some(mut prev) if s > 0.0 => {
+                for (p, m) in prev.iter_mut().zip(&matte) {
+                    *p = s * *p + (1.0 - s) * m;
+                }
+                prev
+            }
+            _ => matte,
+        };
+        if s > 0.0 {
+            self.ema = Some(smoothed.clone());
+        }
+        if !config.ofd {
+            self.window.clear();
+            return Some(smoothed);
+        }
+        self.window.push_back(smoothed);
+        match self.window.len() {
+            1 => None,
+            2 if self.frames_seen == 2 => self.window.front().cloned(), // no t-1 for the first frame
+            _ => {
+                let next = self.window.pop_back()?;
+                let mut current = self.window.pop_back()?;
+                if let Some(prev) = self.window.pop_front() {
+                    one_frame_delay(&prev, &mut current, &next);
+                }
+                self.window.push_back(current.clone());
+                self.window.push_back(next);
+                Some(current)
+            }
+        }
+    }
+
+    /// The next frame reuses the last matte (`mask_every`); same return as `push`.
+    pub fn push_reused(
+        &mut self,
+        config: &TemporalConfig,
+        width: u32,
+        height: u32,
+    ) -> Option<Vec<f32>> {
+        let last = self
+            .last_raw
+            .clone()
+            .unwrap_or_else(|| vec![0.0; (width * height) as usize]);
+        self.push(config, width, height, last)
+    }
+
+    /// End of stream: the matte still held back by OFD, if any.
+    pub fn drain(&mut self) -> Option<Vec<f32>> {
+        let last = if self.window.len() >= 2 || self.frames_seen == 1 {
+            self.window.pop_back()
+        } else {
+            None
+        };
+        self.window.clear();
+        last
+    }
+}
+
+/// The OFD rule applied in place to `current`.
+fn one_frame_delay(prev: &[f32], current: &mut [f32], next: &[f32]) {
+    for ((c, &p), &n) in current.iter_mut().zip(prev).zip(next) {
+        if (p - n).abs() <= OFD_TOLERANCE
+            && (*c - p).abs() > OFD_TOLERANCE
+            && (*c - n).abs() > OFD_TOLERANCE
+        {
+            *c = 0.5 * (p + n);
+        }
+    }
+}
+
+/// Flicker of a matte sequence: the mean |a(t) - a(t-1)| over the pixels where
+/// `static_mask` is true (pixels whose input did not change), in alpha units.
+pub fn flicker(mattes: &[Vec<f32>], static_mask: &[bool]) -> f64 {
+    let mut sum = 0f64;
+    let mut n = 0u64;
+    for pair in mattes.windows(2) {
+        for ((a, b), &s) in pair[0].iter().zip(&pair[1]).zip(static_mask) {
+            if s {
+                sum += f64::from((a - b).abs());
+                n += 1;
+            }
+        }
+    }
+    if n == 0 { 0.0 } else { sum / n as f64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(config: TemporalConfig, seq: &[f32]) -> Vec<f32> {
+        let mut t = Temporal::new();
+        let mut out: Vec<f32> = seq
+            .iter()
+            .filter_map(|&v| t.push(&config, 1, 1, vec![v]))
+            .map(|m| m[0])
+            .collect();
+        out.extend(t.drain().map(|m| m[0]));
+        out
+    }
+
+    #[test]
+    fn off_by_default_is_the_identity() {
+        let seq = [0.0, 1.0, 0.0, 0.5];
+        assert_eq!(run(TemporalConfig::default(), &seq), seq);
+    }
+
+    #[test]
+    fn ofd_removes_a_one_frame_spike_and_keeps_every_frame() {
+        let config = TemporalConfig {
+            ofd: true,
+            ..Default::default()
+        };
+        // A spike at t=2 between agreeing neighbours is replaced; a real change
+        // (t=4 onwards) is kept; the output has as many frames as the input.
+        let out = run(config, &[0.9, 0.9, 0.1, 0.9, 0.2, 0.2]);
+        assert_eq!(out, vec![0.9, 0.9, 0.9, 0.9, 0.2, 0.2]);
+        assert_eq!(run(config, &[0.4]), vec![0.4]);
+        assert_eq!(run(config, &[0.4, 0.6]), vec![0.4, 0.6]);
+    }
+
+    #[test]
+    fn smoothing_is_an_exponential_moving_average() {
+        let config = TemporalConfig {
+            smoothing: 0.5,
+            ..Default::default()
+        };
+        assert_eq!(run(config, &[0.0, 1.0, 1.0]), vec![0.0, 0.5, 0.75]);
+    }
+
+    #[test]
+    fn mask_every_reuses_the_last_network_matte() {
+        let config = TemporalConfig {
+            mask_every: 3,
+            ..Default::default()
+        };
+        let mut t = Temporal::new();
+        let mut ran = Vec::new();
+        for i in 0..7 {
+            if t.needs_inference(&config, 1, 1) {
+                ran.push(i);
+                t.push(&config, 1, 1, vec![i as f32]);
+            } else {
+                t.push_reused(&config, 1, 1);
+            }
+        }
+        assert_eq!(ran, vec![0, 3, 6]);
+        // A new size always runs the network.
+        assert!(t.needs_inference(&config, 2, 2));
+    }
+
+    #[test]
+    fn flicker_counts_only_static_pixels() {
+        let mattes = vec![vec![0.0, 0.0], vec![0.5, 1.0], vec![0.0, 0.0]];
+        assert_eq!(flicker(&mattes, &[true, false]), 0.5);
+        assert_eq!(flicker(&mattes, &[false, false]), 0.0);
+    }
+}

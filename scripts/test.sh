@@ -17,7 +17,8 @@ echo "[test] cargo fmt --check"
 cargo fmt --all -- --check
 echo "[test] cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "[test] cargo test"
+echo "[test] cargo build (the plugin file, for the gst-launch tests) and cargo test"
+cargo build --workspace --quiet
 cargo test --workspace --quiet
 echo "[test] pytest tools/tests"
 (cd tools && ../.venv/bin/python -m pytest -q tests)

@@ -73,7 +73,7 @@ pub fn resolve(request: DeviceRequest) -> Result<Resolved> {
         disable_tf32_convolutions();
     }
     let missing = || match load_cuda_runtime() {
-        Err(e) => format!("libtorch's CUDA library could not be loaded ({e})"),
+        Err(e) => e,
         Ok(()) => "libtorch sees no usable CUDA device (no NVIDIA driver or GPU)".into(),
     };
     match request {
@@ -110,11 +110,19 @@ fn load_cuda_runtime() -> std::result::Result<(), String> {
         std::sync::OnceLock::new();
     LOADED
         .get_or_init(|| {
-            use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
+            use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_LAZY, RTLD_NOW};
+            // The driver first: it is small, and without it libtorch_cuda (hundreds of
+            // MB mapped) would be loaded for nothing on a machine with no GPU.
+            // SAFETY: libcuda has no initialisers with effects beyond itself.
+            let driver = unsafe { Library::open(Some("libcuda.so.1"), RTLD_LAZY) };
+            if driver.is_err() {
+                return Err("no NVIDIA driver (libcuda.so.1 not found)".to_string());
+            }
             // SAFETY: loading libtorch_cuda runs its static initialisers, which only
             // register the CUDA backend with the libtorch already in this process.
             let lib = unsafe { Library::open(Some("libtorch_cuda.so"), RTLD_NOW | RTLD_GLOBAL) };
-            lib.map(std::mem::forget).map_err(|e| e.to_string())
+            lib.map(std::mem::forget)
+                .map_err(|e| format!("libtorch's CUDA library could not be loaded ({e})"))
         })
         .clone()
 }

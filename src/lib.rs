@@ -11,6 +11,7 @@ pub mod frame;
 pub mod model;
 pub mod postprocess;
 pub mod preprocess;
+pub mod schedule;
 pub mod temporal;
 
 pub use device::DeviceRequest;

@@ -12,6 +12,8 @@ fn element(props: &[(&str, glib::Value)]) -> gst::Element {
     let e = gst::ElementFactory::make("modnetmatte")
         .property("model", model())
         .property("ref-size", 64u32)
+        // Synchronous: each push gives its output at once (depths: own test below).
+        .property("max-in-flight", 1u32)
         .build()
         .expect("modnetmatte exists");
     for (name, value) in props {
@@ -425,8 +427,67 @@ fn each_bad_setting_is_an_error_on_the_bus_naming_the_cause() {
             e.set_property("device", "cuda");
         });
         assert!(
-            msg.contains("device cuda:0: libtorch sees no usable CUDA device"),
+            msg.contains("device cuda:0: ") && msg.contains("use device=cpu or auto"),
             "{msg}"
         );
+    }
+}
+
+#[test]
+fn order_count_and_timestamps_kept_at_every_depth_with_eos_drain() {
+    for depth in 1..=4u32 {
+        let e = element(&[("max-in-flight", depth.to_value())]);
+        let mut h = harness(e);
+        let i = info(VideoFormat::I420, 64, 48);
+        h.set_src_caps(i.to_caps().unwrap());
+        let rgb = photo_rgb(64, 48);
+        let mut pts = Vec::new();
+        for n in 0..9u64 {
+            let mut b = buffer_from_rgb(&i, &rgb);
+            b.get_mut()
+                .unwrap()
+                .set_pts(gst::ClockTime::from_mseconds(40 * n));
+            h.push(b).unwrap();
+            // A frame leaves once depth - 1 frames are behind it.
+            while let Some(out) = h.try_pull() {
+                pts.push(out.pts().unwrap().mseconds());
+            }
+            assert!(
+                pts.len() as u64 + u64::from(depth) > n,
+                "depth {depth}: only {} out after {} in",
+                pts.len(),
+                n + 1
+            );
+        }
+        assert!(h.push_event(gst::event::Eos::new()));
+        while let Some(out) = h.try_pull() {
+            pts.push(out.pts().unwrap().mseconds());
+        }
+        assert_eq!(
+            pts,
+            (0..9).map(|n| 40 * n).collect::<Vec<_>>(),
+            "depth {depth}"
+        );
+    }
+}
+
+#[test]
+fn latency_query_reports_the_frames_in_flight() {
+    for (depth, ofd, frames) in [
+        (1u32, false, 0u64),
+        (2, false, 1),
+        (3, false, 2),
+        (2, true, 2),
+    ] {
+        let e = element(&[("max-in-flight", depth.to_value()), ("ofd", ofd.to_value())]);
+        let mut h = harness(e);
+        let i = info(VideoFormat::Rgb, 64, 48); // 30 frames/s
+        h.set_src_caps(i.to_caps().unwrap());
+        h.set_upstream_latency(gst::ClockTime::from_mseconds(5));
+        h.push(buffer_from_rgb(&i, &photo_rgb(64, 48))).unwrap();
+        let latency = h.query_latency().expect("a latency answer");
+        let expected = gst::ClockTime::from_mseconds(5)
+            + gst::ClockTime::SECOND.mul_div_floor(frames, 30).unwrap();
+        assert_eq!(latency, expected, "depth {depth} ofd {ofd}");
     }
 }

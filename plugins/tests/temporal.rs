@@ -13,6 +13,7 @@ fn harness(configure: impl FnOnce(&gst::Element)) -> Harness {
     let e = gst::ElementFactory::make("modnetmatte")
         .property("model", model())
         .property("ref-size", 64u32)
+        .property("max-in-flight", 1u32)
         .build()
         .unwrap();
     configure(&e);

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 use gst::glib;
@@ -16,8 +16,12 @@ use gst_video::{VideoFormat, VideoFrameRef};
 
 use modnetmatte::composite::{self, OwnedFrame};
 use modnetmatte::frame::{Plane, PlaneMut};
+use modnetmatte::schedule::Scheduler;
 use modnetmatte::temporal::{Temporal, TemporalConfig};
-use modnetmatte::{DeviceRequest, Engine, EngineConfig, Frame, FrameMut, PixelFormat, YuvMatrix};
+use modnetmatte::{
+    DeviceRequest, Engine, EngineConfig, Frame, FrameMut, Matte, PixelFormat, StageTimings,
+    YuvMatrix,
+};
 
 use super::{Background, Output};
 
@@ -38,6 +42,7 @@ const DEFAULT_COLOR: u32 = 0xFF00_B140; // chroma-key green, easy to key out dow
 const DEFAULT_BLUR: u32 = 16;
 const DEFAULT_REF_SIZE: u32 = 512;
 const MAX_SIDE: i32 = 4096;
+const DEFAULT_IN_FLIGHT: u32 = 2;
 
 // ------------------------------------------------------------------ formats
 
@@ -140,6 +145,7 @@ struct Settings {
     mask_every: u32,
     temporal_smoothing: f64,
     ofd: bool,
+    max_in_flight: u32,
 }
 
 impl Default for Settings {
@@ -158,6 +164,7 @@ impl Default for Settings {
             mask_every: 1,
             temporal_smoothing: 0.0,
             ofd: false,
+            max_in_flight: DEFAULT_IN_FLIGHT,
         }
     }
 }
@@ -174,8 +181,20 @@ struct PreparedBackground {
     frame: OwnedFrame,
 }
 
+/// What the worker hands back for one input buffer, in submission order.
+enum Done {
+    Matte(gst::Buffer, Result<(Matte, StageTimings), String>),
+    /// mask-every: this frame reuses the previous matte.
+    Reuse(gst::Buffer),
+}
+
 struct State {
-    engine: Engine,
+    engine: Arc<Engine>,
+    /// Runs the network on its own thread, up to max-in-flight frames ahead.
+    scheduler: Scheduler<Done>,
+    /// Frames submitted since start or the last flush (mask-every counts them).
+    submitted: u64,
+    last_size: (u32, u32),
     output: Output,
     /// Fixed at start: it changes the latency the element reports.
     ofd: bool,
@@ -376,8 +395,8 @@ impl ModnetMatte {
         Ok(state.background.as_ref().map(|b| &b.frame))
     }
 
-    /// Mattes one input buffer (or reuses the last matte) and queues it; what the
-    /// temporal filter finalises moves to `ready`.
+    /// Hands one input buffer to the worker (to be matted, or to reuse the last
+    /// matte) and takes in whatever the worker has finished.
     fn accept(
         &self,
         state: &mut State,
@@ -385,47 +404,85 @@ impl ModnetMatte {
         inbuf: gst::Buffer,
     ) -> Result<(), gst::FlowError> {
         let info = state.in_info.clone().ok_or(gst::FlowError::NotNegotiated)?;
-        let (w, h) = (info.width(), info.height());
+        let size = (info.width(), info.height());
+        let infer = state
+            .submitted
+            .is_multiple_of(u64::from(settings.mask_every.max(1)))
+            || state.last_size != size;
+        state.submitted += 1;
+        state.last_size = size;
+        let submitted = if infer {
+            state.scheduler.submit(move |engine: &Engine| {
+                let result = (|| {
+                    let format = to_pixel_format(info.format()).ok_or("unsupported format")?;
+                    let vframe = VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), &info)
+                        .map_err(|_| "input buffer does not match the caps")?;
+                    let frame = input_frame(&vframe, format, yuv_matrix(&info))
+                        .map_err(|_| "input buffer unreadable")?;
+                    engine.matte(&frame).map_err(|e| e.to_string())
+                })()
+                .map_err(|e: String| e);
+                Done::Matte(inbuf, result)
+            })
+        } else {
+            state.scheduler.submit(move |_: &Engine| Done::Reuse(inbuf))
+        };
+        let done = submitted.map_err(|e| {
+            gst::element_imp_error!(self, gst::CoreError::Failed, ("{e}"));
+            gst::FlowError::Error
+        })?;
+        for d in done {
+            self.complete(state, settings, d)?;
+        }
+        Ok(())
+    }
+
+    /// A worker result, in order: through the temporal filters; what they finalise
+    /// moves to `ready`.
+    fn complete(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        done: Done,
+    ) -> Result<(), gst::FlowError> {
+        let (w, h) = state.last_size;
         let config = TemporalConfig {
             mask_every: settings.mask_every,
             smoothing: settings.temporal_smoothing as f32,
             ofd: state.ofd,
         };
-        let finished = if state.temporal.needs_inference(&config, w, h) {
-            let format = to_pixel_format(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
-            let vframe =
-                VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), &info).map_err(|_| {
+        let (inbuf, finished) = match done {
+            Done::Matte(inbuf, result) => {
+                let (matte, timings) = result.map_err(|e| {
                     gst::element_imp_error!(
                         self,
-                        gst::StreamError::Format,
-                        ("input buffer does not match the caps {info:?}")
+                        gst::StreamError::Failed,
+                        ("matting failed: {e}")
                     );
                     gst::FlowError::Error
                 })?;
-            let frame = input_frame(&vframe, format, yuv_matrix(&info))?;
-            let (matte, timings) = state.engine.matte(&frame).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("matting failed: {e}"));
-                gst::FlowError::Error
-            })?;
-            let mut st = lock(&self.stats);
-            st.inference += timings.inference;
-            st.last_inference = timings.inference;
-            st.preprocess += timings.preprocess;
-            st.postprocess += timings.postprocess;
-            st.total += timings.total();
-            drop(st);
-            gst::log!(
-                CAT,
-                imp = self,
-                "matte: preprocess {:.1} ms, inference {:.1} ms, postprocess {:.1} ms",
-                ms(timings.preprocess),
-                ms(timings.inference),
-                ms(timings.postprocess)
-            );
-            state.temporal.push(&config, w, h, matte.alpha)
-        } else {
-            lock(&self.stats).reused += 1;
-            state.temporal.push_reused(&config, w, h)
+                let mut st = lock(&self.stats);
+                st.inference += timings.inference;
+                st.last_inference = timings.inference;
+                st.preprocess += timings.preprocess;
+                st.postprocess += timings.postprocess;
+                st.total += timings.total();
+                drop(st);
+                gst::log!(
+                    CAT,
+                    imp = self,
+                    "matte: preprocess {:.1} ms, inference {:.1} ms, postprocess {:.1} ms",
+                    ms(timings.preprocess),
+                    ms(timings.inference),
+                    ms(timings.postprocess)
+                );
+                let (mw, mh) = (matte.width, matte.height);
+                (inbuf, state.temporal.push(&config, mw, mh, matte.alpha))
+            }
+            Done::Reuse(inbuf) => {
+                lock(&self.stats).reused += 1;
+                (inbuf, state.temporal.push_reused(&config, w, h))
+            }
         };
         state.pending.push_back(inbuf);
         if let Some(alpha) = finished
@@ -532,6 +589,16 @@ impl ModnetMatte {
         {
             let mut guard = lock(&self.state);
             let Some(state) = guard.as_mut() else { return };
+            match state.scheduler.finish() {
+                Ok(done) => {
+                    for d in done {
+                        if self.complete(state, &settings, d).is_err() {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => gst::warning!(CAT, imp = self, "worker at drain: {e}"),
+            }
             if let Some(alpha) = state.temporal.drain()
                 && let Some(buf) = state.pending.pop_front()
             {
@@ -563,19 +630,19 @@ impl ModnetMatte {
         }
     }
 
-    /// Frames of delay the temporal filters add, as a duration.
+    /// The delay frames in flight and OFD add, as a duration.
     fn added_latency(&self) -> gst::ClockTime {
         let guard = lock(&self.state);
         let Some(state) = guard.as_ref() else {
             return gst::ClockTime::ZERO;
         };
-        if !state.ofd {
-            return gst::ClockTime::ZERO;
-        }
+        // A frame leaves when the frames after it arrive: one for each further slot
+        // in flight, one more for OFD.
+        let frames = (state.scheduler.max_in_flight() as u64 - 1) + u64::from(state.ofd);
         let fps = state.in_info.as_ref().map(|i| i.fps());
         match fps {
             Some(f) if f.numer() > 0 && f.denom() > 0 => gst::ClockTime::SECOND
-                .mul_div_floor(f.denom() as u64, f.numer() as u64)
+                .mul_div_floor(frames * f.denom() as u64, f.numer() as u64)
                 .unwrap_or(gst::ClockTime::ZERO),
             _ => gst::ClockTime::ZERO,
         }
@@ -734,6 +801,14 @@ impl ObjectImpl for ModnetMatte {
                     .default_value(false)
                     .flags(at_start)
                     .build(),
+                glib::ParamSpecUInt::builder("max-in-flight")
+                    .nick("Frames in flight")
+                    .blurb("Frames being processed at once: the network works on one frame on its own thread while the next is prepared and the previous composited. 2 (double buffering) keeps every core busy; 1 is synchronous and has the lowest latency; each extra frame adds one frame of latency (reported in the latency query). Set it in NULL or READY")
+                    .minimum(1)
+                    .maximum(4)
+                    .default_value(DEFAULT_IN_FLIGHT)
+                    .flags(at_start)
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb("Frames processed (and how many reused the previous matte) and milliseconds per frame since start: mean and last inference, mean preprocess, postprocess, compositing and total")
@@ -767,6 +842,7 @@ impl ObjectImpl for ModnetMatte {
             "mask-every" => s.mask_every = value.get().unwrap_or(1),
             "temporal-smoothing" => s.temporal_smoothing = value.get().unwrap_or(0.0),
             "ofd" => s.ofd = value.get().unwrap_or(false),
+            "max-in-flight" => s.max_in_flight = value.get().unwrap_or(DEFAULT_IN_FLIGHT),
             other => gst::warning!(CAT, imp = self, "no writable property {other}"),
         }
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
@@ -788,6 +864,7 @@ impl ObjectImpl for ModnetMatte {
             "mask-every" => s.mask_every.to_value(),
             "temporal-smoothing" => s.temporal_smoothing.to_value(),
             "ofd" => s.ofd.to_value(),
+            "max-in-flight" => s.max_in_flight.to_value(),
             "stats" => {
                 drop(s);
                 self.stats_structure().to_value()
@@ -872,6 +949,8 @@ impl BaseTransformImpl for ModnetMatte {
             gst::EventView::Eos(_) | gst::EventView::Caps(_) => self.drain(),
             gst::EventView::FlushStop(_) => {
                 if let Some(state) = lock(&self.state).as_mut() {
+                    state.scheduler.discard();
+                    state.submitted = 0;
                     state.pending.clear();
                     state.ready.clear();
                     state.temporal.reset();
@@ -891,7 +970,11 @@ impl BaseTransformImpl for ModnetMatte {
             let add = self.added_latency();
             let (live, min, max) = q.result();
             q.set(live, min + add, max.map(|m| m + add));
-            gst::debug!(CAT, imp = self, "latency: adding {add} (one-frame delay)");
+            gst::debug!(
+                CAT,
+                imp = self,
+                "latency: adding {add} (frames in flight and OFD)"
+            );
         }
         handled
     }
@@ -944,8 +1027,14 @@ impl BaseTransformImpl for ModnetMatte {
             engine.device_note()
         );
         *lock(&self.stats) = Stats::default();
+        let engine = Arc::new(engine);
+        let scheduler = Scheduler::new(engine.clone(), settings.max_in_flight as usize)
+            .map_err(|e| gst::error_msg!(gst::CoreError::Failed, ("{e}")))?;
         *lock(&self.state) = Some(State {
             engine,
+            scheduler,
+            submitted: 0,
+            last_size: (0, 0),
             output: settings.output,
             ofd: settings.ofd,
             in_info: None,

@@ -124,6 +124,11 @@ impl Engine {
         Ok(())
     }
 
+    /// The bare network on a prepared input (benchmarks, checks).
+    pub fn forward(&self, input: &tch::Tensor) -> Result<tch::Tensor> {
+        self.model.forward(input)
+    }
+
     /// The (width, height) the network sees for a frame of this size.
     pub fn inference_size(&self, width: u32, height: u32) -> (u32, u32) {
         preprocess::inference_size(width, height, self.config.ref_size)

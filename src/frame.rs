@@ -75,6 +75,13 @@ impl PixelFormat {
         matches!(self, Self::Yuy2 | Self::Nv12 | Self::I420)
     }
 
+    /// Bytes in one row of the first plane, tightly packed.
+    pub fn row_bytes(self, width: u32) -> usize {
+        self.plane_sizes(width as usize, 1)
+            .first()
+            .map_or(0, |p| p.0)
+    }
+
     /// (bytes per row, rows) of each plane for a width x height frame.
     pub fn plane_sizes(self, width: usize, height: usize) -> Vec<(usize, usize)> {
         let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
@@ -170,10 +177,7 @@ pub struct Frame<'a> {
 impl<'a> Frame<'a> {
     /// A single-plane frame with tightly packed rows.
     pub fn packed(data: &'a [u8], width: u32, height: u32, format: PixelFormat) -> Self {
-        let stride = format
-            .plane_sizes(width as usize, height as usize)
-            .first()
-            .map_or(0, |p| p.0);
+        let stride = format.row_bytes(width);
         Self {
             format,
             width,
@@ -211,10 +215,7 @@ pub struct FrameMut<'a> {
 impl<'a> FrameMut<'a> {
     /// A single-plane frame with tightly packed rows.
     pub fn packed(data: &'a mut [u8], width: u32, height: u32, format: PixelFormat) -> Self {
-        let stride = format
-            .plane_sizes(width as usize, height as usize)
-            .first()
-            .map_or(0, |p| p.0);
+        let stride = format.row_bytes(width);
         Self {
             format,
             width,

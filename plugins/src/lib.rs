@@ -3,6 +3,7 @@
 
 use gst::glib;
 
+pub mod formats;
 mod modnetmatte;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

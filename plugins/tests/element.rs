@@ -62,6 +62,7 @@ fn expected_output(output: &str, f: VideoFormat) -> VideoFormat {
     match output {
         "composite" => f,
         "matte" => VideoFormat::Gray8,
+        // Spelled out here, not taken from the element: this is the oracle.
         _ => match f {
             VideoFormat::Bgr | VideoFormat::Bgrx | VideoFormat::Bgra => VideoFormat::Bgra,
             VideoFormat::Xrgb | VideoFormat::Argb => VideoFormat::Argb,

@@ -24,6 +24,7 @@ use modnetmatte::{
 };
 
 use super::{Background, Output};
+use crate::formats::{SINK_FORMATS, alpha_format, to_pixel_format, yuv_matrix};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -45,52 +46,6 @@ const MAX_SIDE: i32 = 4096;
 const DEFAULT_IN_FLIGHT: u32 = 2;
 
 // ------------------------------------------------------------------ formats
-
-fn to_pixel_format(f: VideoFormat) -> Option<PixelFormat> {
-    Some(match f {
-        VideoFormat::Rgb => PixelFormat::Rgb,
-        VideoFormat::Bgr => PixelFormat::Bgr,
-        VideoFormat::Rgbx => PixelFormat::Rgbx,
-        VideoFormat::Bgrx => PixelFormat::Bgrx,
-        VideoFormat::Xrgb => PixelFormat::Xrgb,
-        VideoFormat::Xbgr => PixelFormat::Xbgr,
-        VideoFormat::Rgba => PixelFormat::Rgba,
-        VideoFormat::Bgra => PixelFormat::Bgra,
-        VideoFormat::Argb => PixelFormat::Argb,
-        VideoFormat::Abgr => PixelFormat::Abgr,
-        VideoFormat::Yuy2 => PixelFormat::Yuy2,
-        VideoFormat::Nv12 => PixelFormat::Nv12,
-        VideoFormat::I420 => PixelFormat::I420,
-        VideoFormat::Gray8 => PixelFormat::Gray8,
-        _ => return None,
-    })
-}
-
-const SINK_FORMATS: [VideoFormat; 13] = [
-    VideoFormat::Rgb,
-    VideoFormat::Bgr,
-    VideoFormat::Rgbx,
-    VideoFormat::Bgrx,
-    VideoFormat::Xrgb,
-    VideoFormat::Xbgr,
-    VideoFormat::Rgba,
-    VideoFormat::Bgra,
-    VideoFormat::Argb,
-    VideoFormat::Abgr,
-    VideoFormat::Yuy2,
-    VideoFormat::Nv12,
-    VideoFormat::I420,
-];
-
-/// The straight-alpha format `output=alpha` gives for an input format.
-fn alpha_format(f: VideoFormat) -> VideoFormat {
-    match f {
-        VideoFormat::Bgr | VideoFormat::Bgrx | VideoFormat::Bgra => VideoFormat::Bgra,
-        VideoFormat::Xrgb | VideoFormat::Argb => VideoFormat::Argb,
-        VideoFormat::Xbgr | VideoFormat::Abgr => VideoFormat::Abgr,
-        _ => VideoFormat::Rgba,
-    }
-}
 
 /// Output formats for an input format (`to_src`), or input formats for an output one.
 fn map_format(output: Output, f: VideoFormat, to_src: bool) -> Vec<VideoFormat> {
@@ -114,18 +69,6 @@ fn caps_for(formats: &[VideoFormat]) -> gst::Caps {
         .width_range(1..=MAX_SIDE)
         .height_range(1..=MAX_SIDE)
         .build()
-}
-
-fn yuv_matrix(info: &gst_video::VideoInfo) -> YuvMatrix {
-    let c = info.colorimetry();
-    let base = match c.matrix() {
-        gst_video::VideoColorMatrix::Bt709 => YuvMatrix::BT709,
-        _ => YuvMatrix::BT601,
-    };
-    YuvMatrix {
-        full_range: c.range() == gst_video::VideoColorRange::Range0_255,
-        ..base
-    }
 }
 
 // ------------------------------------------------------------------ settings and state

@@ -1,7 +1,7 @@
 //! Helpers shared by the element tests: real-photo frames in any format, decoding
 //! outputs back to RGB, and the files setup makes.
 
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
 use std::path::PathBuf;
 use std::sync::Once;
@@ -40,41 +40,11 @@ pub fn init() {
     });
 }
 
-pub fn pixel_format(f: VideoFormat) -> PixelFormat {
-    match f {
-        VideoFormat::Rgb => PixelFormat::Rgb,
-        VideoFormat::Bgr => PixelFormat::Bgr,
-        VideoFormat::Rgbx => PixelFormat::Rgbx,
-        VideoFormat::Bgrx => PixelFormat::Bgrx,
-        VideoFormat::Xrgb => PixelFormat::Xrgb,
-        VideoFormat::Xbgr => PixelFormat::Xbgr,
-        VideoFormat::Rgba => PixelFormat::Rgba,
-        VideoFormat::Bgra => PixelFormat::Bgra,
-        VideoFormat::Argb => PixelFormat::Argb,
-        VideoFormat::Abgr => PixelFormat::Abgr,
-        VideoFormat::Yuy2 => PixelFormat::Yuy2,
-        VideoFormat::Nv12 => PixelFormat::Nv12,
-        VideoFormat::I420 => PixelFormat::I420,
-        VideoFormat::Gray8 => PixelFormat::Gray8,
-        other => panic!("no pixel format for {other:?}"),
-    }
-}
+pub use gstmodnet::formats::{SINK_FORMATS, yuv_matrix as matrix};
 
-pub const SINK_FORMATS: [VideoFormat; 13] = [
-    VideoFormat::Rgb,
-    VideoFormat::Bgr,
-    VideoFormat::Rgbx,
-    VideoFormat::Bgrx,
-    VideoFormat::Xrgb,
-    VideoFormat::Xbgr,
-    VideoFormat::Rgba,
-    VideoFormat::Bgra,
-    VideoFormat::Argb,
-    VideoFormat::Abgr,
-    VideoFormat::Yuy2,
-    VideoFormat::Nv12,
-    VideoFormat::I420,
-];
+pub fn pixel_format(f: VideoFormat) -> PixelFormat {
+    gstmodnet::formats::to_pixel_format(f).unwrap_or_else(|| panic!("no pixel format for {f:?}"))
+}
 
 /// The astronaut photo scaled to `w` x `h`, packed RGB.
 pub fn photo_rgb(w: u32, h: u32) -> Vec<u8> {
@@ -83,19 +53,6 @@ pub fn photo_rgb(w: u32, h: u32) -> Vec<u8> {
         .resize_exact(w, h, image::imageops::FilterType::Triangle)
         .to_rgb8()
         .into_raw()
-}
-
-/// The YUV matrix GStreamer's caps give (the element uses the same rule).
-pub fn matrix(info: &gst_video::VideoInfo) -> YuvMatrix {
-    let c = info.colorimetry();
-    let base = match c.matrix() {
-        gst_video::VideoColorMatrix::Bt709 => YuvMatrix::BT709,
-        _ => YuvMatrix::BT601,
-    };
-    YuvMatrix {
-        full_range: c.range() == gst_video::VideoColorRange::Range0_255,
-        ..base
-    }
 }
 
 /// A buffer in `info`'s layout (GStreamer's strides) holding packed RGB `rgb`.

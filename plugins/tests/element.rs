@@ -492,3 +492,48 @@ fn latency_query_reports_the_frames_in_flight() {
         assert_eq!(latency, expected, "depth {depth} ofd {ofd}");
     }
 }
+
+#[test]
+fn flush_discards_frames_in_flight() {
+    let e = element(&[("max-in-flight", 3u32.to_value())]);
+    let mut h = harness(e);
+    let i = info(VideoFormat::Rgb, 64, 48);
+    h.set_src_caps(i.to_caps().unwrap());
+    let rgb = photo_rgb(64, 48);
+    let push = |h: &mut Harness, ms: u64| {
+        let mut b = buffer_from_rgb(&i, &rgb);
+        b.get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_mseconds(ms));
+        h.push(b).unwrap();
+    };
+    for n in 0..3 {
+        push(&mut h, 100 * n);
+    }
+    let mut before = Vec::new();
+    while let Some(b) = h.try_pull() {
+        before.push(b.pts().unwrap().mseconds());
+    }
+    assert!(
+        before.len() < 3,
+        "some frames are still in flight: {before:?}"
+    );
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    for n in 10..12 {
+        push(&mut h, 100 * n);
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let mut after = Vec::new();
+    while let Some(b) = h.try_pull() {
+        after.push(b.pts().unwrap().mseconds());
+    }
+    assert_eq!(
+        after,
+        vec![1000, 1100],
+        "nothing from before the flush comes out after it"
+    );
+}

@@ -196,3 +196,37 @@ fn smoothing_and_ofd_reduce_flicker_on_a_noisy_static_clip() {
     // the one-frame jumps below OFD's tolerance. Still far better than nothing.
     assert!(both < 0.8 * base, "both: {both} vs {base}");
 }
+
+#[test]
+fn drop_late_reuses_the_matte_for_frames_qos_calls_late() {
+    for drop_late in [false, true] {
+        let mut h = harness(|e| e.set_property("drop-late", drop_late));
+        h.push(frame(0)).unwrap();
+        h.pull().unwrap();
+        // Downstream: frame 0 was rendered 1 s late, so frames due before 2 s are late.
+        let qos = gst::event::Qos::new(
+            gst::QOSType::Underflow,
+            0.5,
+            1_000_000_000,
+            gst::ClockTime::ZERO,
+        );
+        assert!(h.push_upstream_event(qos));
+        for i in 1..5 {
+            h.push(frame(i)).unwrap(); // 100 to 400 ms: late
+            h.pull().unwrap();
+        }
+        h.push(frame(30)).unwrap(); // 3 s: on time again
+        assert_eq!(
+            h.pull().unwrap().pts(),
+            Some(gst::ClockTime::from_seconds(3))
+        );
+        let stats = h.element().unwrap().property::<gst::Structure>("stats");
+        let late = stats.get::<u64>("frames-late-reused").unwrap();
+        assert_eq!(
+            late,
+            if drop_late { 4 } else { 0 },
+            "drop-late={drop_late}: {stats}"
+        );
+        assert_eq!(stats.get::<u64>("frames").unwrap(), 6);
+    }
+}

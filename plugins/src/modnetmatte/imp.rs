@@ -89,6 +89,7 @@ struct Settings {
     temporal_smoothing: f64,
     ofd: bool,
     max_in_flight: u32,
+    drop_late: bool,
 }
 
 impl Default for Settings {
@@ -108,6 +109,7 @@ impl Default for Settings {
             temporal_smoothing: 0.0,
             ofd: false,
             max_in_flight: DEFAULT_IN_FLIGHT,
+            drop_late: false,
         }
     }
 }
@@ -138,6 +140,8 @@ struct State {
     /// Frames submitted since start or the last flush (mask-every counts them).
     submitted: u64,
     last_size: (u32, u32),
+    /// From downstream QoS: frames due before this running time are late.
+    earliest: Option<gst::ClockTime>,
     output: Output,
     /// Fixed at start: it changes the latency the element reports.
     ofd: bool,
@@ -158,6 +162,7 @@ struct State {
 struct Stats {
     frames: u64,
     reused: u64,
+    late: u64,
     inference: Duration,
     last_inference: Duration,
     total: Duration,
@@ -244,6 +249,7 @@ impl ModnetMatte {
         gst::Structure::builder("modnetmatte-stats")
             .field("frames", s.frames)
             .field("frames-matte-reused", s.reused)
+            .field("frames-late-reused", s.late)
             .field("mean-inference-ms", per(s.inference, inferred))
             .field("last-inference-ms", ms(s.last_inference))
             .field("mean-preprocess-ms", per(s.preprocess, inferred))
@@ -348,10 +354,20 @@ impl ModnetMatte {
     ) -> Result<(), gst::FlowError> {
         let info = state.in_info.clone().ok_or(gst::FlowError::NotNegotiated)?;
         let size = (info.width(), info.height());
-        let infer = state
+        let mut infer = state
             .submitted
             .is_multiple_of(u64::from(settings.mask_every.max(1)))
             || state.last_size != size;
+        if infer
+            && settings.drop_late
+            && state.submitted > 0
+            && state.last_size == size
+            && self.is_late(state, &inbuf)
+        {
+            // Behind downstream's clock: reuse the last matte rather than fall further behind.
+            infer = false;
+            lock(&self.stats).late += 1;
+        }
         state.submitted += 1;
         state.last_size = size;
         let submitted = if infer {
@@ -378,6 +394,18 @@ impl ModnetMatte {
             self.complete(state, settings, d)?;
         }
         Ok(())
+    }
+
+    /// Whether QoS says this buffer is already too late to be worth the network.
+    fn is_late(&self, state: &State, inbuf: &gst::Buffer) -> bool {
+        let (Some(earliest), Some(pts)) = (state.earliest, inbuf.pts()) else {
+            return false;
+        };
+        let segment = self.obj().segment();
+        let running = segment
+            .downcast_ref::<gst::ClockTime>()
+            .and_then(|seg| seg.to_running_time(pts));
+        running.is_some_and(|rt| rt < earliest)
     }
 
     /// A worker result, in order: through the temporal filters; what they finalise
@@ -752,6 +780,12 @@ impl ObjectImpl for ModnetMatte {
                     .default_value(DEFAULT_IN_FLIGHT)
                     .flags(at_start)
                     .build(),
+                glib::ParamSpecBoolean::builder("drop-late")
+                    .nick("Skip the network for late frames")
+                    .blurb("When downstream reports (QoS) that frames arrive too late, reuse the last matte for late frames instead of running the network, to catch up rather than fall further behind. Takes effect on the next frame")
+                    .default_value(false)
+                    .flags(live)
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb("Frames processed (and how many reused the previous matte) and milliseconds per frame since start: mean and last inference, mean preprocess, postprocess, compositing and total")
@@ -786,6 +820,7 @@ impl ObjectImpl for ModnetMatte {
             "temporal-smoothing" => s.temporal_smoothing = value.get().unwrap_or(0.0),
             "ofd" => s.ofd = value.get().unwrap_or(false),
             "max-in-flight" => s.max_in_flight = value.get().unwrap_or(DEFAULT_IN_FLIGHT),
+            "drop-late" => s.drop_late = value.get().unwrap_or(false),
             other => gst::warning!(CAT, imp = self, "no writable property {other}"),
         }
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
@@ -808,6 +843,7 @@ impl ObjectImpl for ModnetMatte {
             "temporal-smoothing" => s.temporal_smoothing.to_value(),
             "ofd" => s.ofd.to_value(),
             "max-in-flight" => s.max_in_flight.to_value(),
+            "drop-late" => s.drop_late.to_value(),
             "stats" => {
                 drop(s);
                 self.stats_structure().to_value()
@@ -894,6 +930,7 @@ impl BaseTransformImpl for ModnetMatte {
                 if let Some(state) = lock(&self.state).as_mut() {
                     state.scheduler.discard();
                     state.submitted = 0;
+                    state.earliest = None;
                     state.pending.clear();
                     state.ready.clear();
                     state.temporal.reset();
@@ -902,6 +939,29 @@ impl BaseTransformImpl for ModnetMatte {
             _ => {}
         }
         self.parent_sink_event(event)
+    }
+
+    fn src_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Qos(q) = event.view() {
+            let (_kind, _proportion, diff, timestamp) = q.get();
+            if let (Some(ts), Some(state)) = (timestamp, lock(&self.state).as_mut()) {
+                // As GstBaseTransform: a late buffer pushes the deadline twice its lateness.
+                let jitter = if diff > 0 { 2 * diff } else { diff };
+                let earliest = if jitter >= 0 {
+                    ts.checked_add(gst::ClockTime::from_nseconds(jitter as u64))
+                } else {
+                    ts.checked_sub(gst::ClockTime::from_nseconds(jitter.unsigned_abs()))
+                };
+                state.earliest = earliest.or(Some(ts));
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "QoS: diff {diff} ns, earliest {:?}",
+                    state.earliest
+                );
+            }
+        }
+        self.parent_src_event(event)
     }
 
     fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
@@ -978,6 +1038,7 @@ impl BaseTransformImpl for ModnetMatte {
             scheduler,
             submitted: 0,
             last_size: (0, 0),
+            earliest: None,
             output: settings.output,
             ofd: settings.ofd,
             in_info: None,

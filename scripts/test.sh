@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 # Fixtures need Python (bad TorchScript files, onnxruntime reference mattes).
-want=$(cat models/source/modnet_photographic.onnx data/images/astronaut.png tools/modnet/*.py | sha256sum | cut -d' ' -f1)
+fixture_inputs=(models/source/modnet_photographic.onnx data/images/astronaut.png tools/modnet/{fixtures,reference}.py)
+want=$(cat "${fixture_inputs[@]}" | sha256sum | cut -d' ' -f1)
 if [ "$(cat data/fixtures/.inputs.sha256 2>/dev/null)" != "$want" ]; then
   (cd tools && ../.venv/bin/python -m modnet.fixtures --onnx ../models/source/modnet_photographic.onnx \
       --images ../data/images --out ../data/fixtures)

@@ -16,10 +16,6 @@ mkdir -p target/gst-plugin out
 cp target/release/libgstmodnet.so target/gst-plugin/
 export GST_PLUGIN_PATH=$PWD/target/gst-plugin GST_REGISTRY=$PWD/target/gst-plugin/registry.bin
 
-if [ ! -f data/clip/frame_0089.jpg ]; then
-  (cd tools && ../.venv/bin/python -m modnet.clip --onnx ../models/source/modnet_photographic.onnx \
-      --images ../data/images --out ../data/clip --frames 90)
-fi
 
 echo "[main] demo: 90 frames of 1280x720 through modnetmatte ref-size=$ref"
 start=$(date +%s.%N)

@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 start=$SECONDS
 say() { printf '[setup] %s\n' "$*"; }
 
-# 1. System packages (GStreamer for the plugin; pkg-config for its -sys crates).
+# 1. System packages (GStreamer for the plugin; pkg-config for its -sys crates; libav
+#    for what `modnetmatte file` reads and writes: H.264 decoding, AAC, ProRes, FFV1).
 pkgs=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
-      gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly)
+      gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+      gstreamer1.0-libav)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -54,4 +56,14 @@ fi
 data_dir=${XDG_DATA_HOME:-$HOME/.local/share}/modnetmatte
 mkdir -p "$data_dir"
 ln -sfn "$PWD/$model" "$data_dir/modnet_photographic.pt"
+# 6. The 3-second 1280x720 clip made from the real photos (the demo's input, and the
+#    camera stand-in of the pipeline and CLI tests).
+clip_inputs=(models/source/modnet_photographic.onnx tools/modnet/clip.py)
+want=$(cat "${clip_inputs[@]}" data/images/*.* | sha256sum | cut -d' ' -f1)
+if [ ! -f data/clip/frame_0089.jpg ] || [ "$(cat data/clip/.inputs.sha256 2>/dev/null)" != "$want" ]; then
+  say "making the clip data/clip/"
+  (cd tools && ../.venv/bin/python -m modnet.clip --onnx ../models/source/modnet_photographic.onnx \
+      --images ../data/images --out ../data/clip --frames 90)
+  echo "$want" > data/clip/.inputs.sha256
+fi
 say "ready in $((SECONDS - start)) s (model: $data_dir/modnet_photographic.pt)"

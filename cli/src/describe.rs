@@ -36,7 +36,8 @@ impl Geometry {
 pub fn shaping(g: &GeometryArgs) -> String {
     let mut s = String::from("videoconvert");
     if g.mirror {
-        s += " ! videoflip method=horizontal-flip";
+        // video-direction, not the deprecated `method`, which 1.22 ignores here.
+        s += " ! videoflip video-direction=horiz";
     }
     if let Some((w, h)) = g.size {
         s += &format!(" ! videoscale ! video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1");
@@ -317,7 +318,7 @@ mod tests {
         let t = args(&["--mirror", "--size", "640x360", "--fps", "15"]);
         assert_eq!(
             shaping(&t.g),
-            "videoconvert ! videoflip method=horizontal-flip ! videoscale ! \
+            "videoconvert ! videoflip video-direction=horiz ! videoscale ! \
              video/x-raw,width=640,height=360,pixel-aspect-ratio=1/1 ! videorate ! \
              video/x-raw,framerate=15/1"
         );

@@ -112,10 +112,9 @@ struct PreviewArgs {
 
 fn init_gstreamer() -> Result<()> {
     gst::init().context("GStreamer did not initialise")?;
-    // The element is linked into this program; a copy installed as a plugin wins.
-    if gst::ElementFactory::find("modnetmatte").is_none() {
-        gstmodnet::plugin_register_static().context("registering the modnetmatte element")?;
-    }
+    // The element is linked into this program. Registering it replaces the factory of
+    // an installed copy (possibly another version) for this process only.
+    gstmodnet::plugin_register_static().context("registering the modnetmatte element")?;
     Ok(())
 }
 

@@ -26,11 +26,22 @@ fn plugin_dir(name: &str) -> PathBuf {
     dir
 }
 
+fn system_plugins() -> String {
+    let out = Command::new("pkg-config")
+        .args(["--variable=pluginsdir", "gstreamer-1.0"])
+        .output()
+        .expect("pkg-config runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn gst(tool: &str, dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(tool)
         .args(args)
         .env("GST_PLUGIN_PATH", dir.join("plugin"))
         .env("GST_REGISTRY", dir.join("registry.bin"))
+        // Only the system's plugins besides ours: not a copy installed in the user's
+        // plugin folder by scripts/install.sh.
+        .env("GST_PLUGIN_SYSTEM_PATH", system_plugins())
         .env("MODNETMATTE_MODEL", model())
         .env_remove("GST_DEBUG")
         .output()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 1: the demo. A 720p clip made from the real photos goes through
 #   modnetmatte background=image  ->  out/demo.mp4, and a side-by-side still
-# out/still.png (the input frame | the element's output). Also mattes the photo
+# out/still.png (the input frame | the element's output); then through the
+# `modnetmatte` program (out/demo-cli.mp4, out/preview.png). Also mattes the photo
 # itself with the engine alone (out/astronaut_*.png) and times it against
 # onnxruntime. REF_SIZE=256 bash scripts/main.sh runs the demo at ref-size 256.
 set -euo pipefail
@@ -36,6 +37,18 @@ gst-launch-1.0 -q \
   compositor name=mix sink_1::xpos=1280 ! videoconvert ! pngenc ! filesink location=out/still.png
 
 echo "[main] wrote out/demo.mp4 (the matted clip) and out/still.png (input | output, frame 45)"
+
+# The same clip through the `modnetmatte` program, as a user runs it: an MP4 with a
+# soundtrack in, the matted MP4 with its audio out; and the preview's side by side.
+gst-launch-1.0 -q -e \
+  multifilesrc location=data/clip/frame_%04d.jpg caps=image/jpeg,framerate=30/1 ! jpegdec ! videoconvert \
+  ! x264enc speed-preset=veryfast ! queue ! mux. \
+  audiotestsrc num-buffers=90 samplesperbuffer=1600 volume=0.1 ! audio/x-raw,rate=48000,channels=2 \
+  ! audioconvert ! avenc_aac ! queue ! mux. mp4mux name=mux ! filesink location=out/clip.mp4
+target/release/modnetmatte file out/clip.mp4 out/demo-cli.mp4 -y -b data/images/rocket.jpg --ref-size 256
+target/release/modnetmatte preview out/clip.mp4 --frames 1 --size 640x360 -b data/images/rocket.jpg \
+  --sink "pngenc ! filesink location=out/preview.png"
+echo "[main] wrote out/demo-cli.mp4 (modnetmatte file, audio kept) and out/preview.png (modnetmatte preview)"
 
 # The engine alone on the photo, and onnxruntime on the same input for comparison.
 target/release/matte-image data/images/astronaut.png --background data/images/rocket.jpg \

@@ -139,9 +139,9 @@ fn parse(desc: &str) -> Result<gst::Pipeline> {
 }
 
 /// With a video background: starts its loop into `bgsrc`, and ends it with the matted
-/// stream: the loop is told to stop, and the compositor's frames past the matted
-/// stream's last one (made from background frames already queued) are dropped, so
-/// the output has exactly the input's frames.
+/// stream: the loop stops once it covers that stream's end, and the compositor's
+/// frames past the last matted one (made from background frames already queued) are
+/// dropped, so the output has exactly the input's frames.
 fn attach_background(
     pipeline: &gst::Pipeline,
     m: &MatteArgs,
@@ -154,7 +154,6 @@ fn attach_background(
         .by_name("bgsrc")
         .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
         .context("pipeline has no appsrc `bgsrc`")?;
-    let looped = media::LoopedVideo::start(path, size, appsrc.clone())?;
     let matte_src = pipeline
         .by_name("matte")
         .and_then(|e| e.static_pad("src"))
@@ -163,14 +162,16 @@ fn attach_background(
         .by_name("bgmix")
         .and_then(|e| e.static_pad("src"))
         .context("pipeline has no compositor `bgmix`")?;
-    // Running time where the matted stream ends; known before the compositor sees
-    // that stream's EOS (the event passes this probe first).
-    let end = Arc::new(Mutex::new((None::<gst::ClockTime>, false)));
+    // Running time where the matted stream ends, set when its EOS passes the element's
+    // src pad: before the compositor sees that EOS, and so before it can make a frame
+    // past the end.
+    let end: media::StreamEnd = Arc::new(Mutex::new(None));
+    let last_stop = Arc::new(Mutex::new(None::<gst::ClockTime>));
     let end_in = end.clone();
     matte_src.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
         move |pad, info| {
-            let mut end = end_in.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = last_stop.lock().unwrap_or_else(|p| p.into_inner());
             match &info.data {
                 Some(gst::PadProbeData::Buffer(b)) => {
                     let seg = pad
@@ -178,28 +179,30 @@ fn attach_background(
                         .and_then(|s| s.segment().clone().downcast::<gst::ClockTime>().ok());
                     if let (Some(seg), Some(pts)) = (seg, b.pts()) {
                         let stop = pts + b.duration().unwrap_or(gst::ClockTime::ZERO);
-                        end.0 = seg.to_running_time(stop).or(end.0);
+                        *last = seg.to_running_time(stop).or(*last);
                     }
                 }
                 Some(gst::PadProbeData::Event(ev)) if ev.type_() == gst::EventType::Eos => {
-                    end.1 = true;
-                    let _ = appsrc.end_of_stream();
+                    // ZERO when nothing was matted: the background ends at once.
+                    *end_in.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(last.unwrap_or(gst::ClockTime::ZERO));
                 }
                 _ => {}
             }
             gst::PadProbeReturn::Ok
         },
     );
+    let end_out = end.clone();
     mix_src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        let end = *end.lock().unwrap_or_else(|p| p.into_inner());
-        if let (Some(gst::PadProbeData::Buffer(b)), (Some(stop), true)) = (&info.data, end)
+        let end = *end_out.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(gst::PadProbeData::Buffer(b)), Some(stop)) = (&info.data, end)
             && b.pts().is_some_and(|pts| pts >= stop)
         {
             return gst::PadProbeReturn::Drop;
         }
         gst::PadProbeReturn::Ok
     });
-    Ok(Some(looped))
+    Ok(Some(media::LoopedVideo::start(path, size, appsrc, end)?))
 }
 
 fn summary(what: &str, o: &run::Outcome) {
@@ -250,7 +253,7 @@ fn cam(a: CamArgs, print: bool) -> Result<()> {
     let pipeline = parse(&desc)?;
     let _bg = attach_background(&pipeline, &a.matte, (out.width, out.height))?;
     eprintln!(
-        "{} -> {} at {}x{}; Ctrl-C stops",
+        "{} -> {} at {}x{}",
         a.camera.display(),
         output
             .as_deref()
@@ -353,6 +356,7 @@ fn devices() {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    run::install_ctrlc();
     let result = init_gstreamer().and_then(|()| match cli.command {
         Command::Cam(a) => cam(a, cli.print_pipeline),
         Command::File(a) => file(a, cli.print_pipeline),

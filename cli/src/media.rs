@@ -76,9 +76,12 @@ pub fn cover_crop(src: (u32, u32), dst: (u32, u32)) -> (u32, u32, u32, u32) {
     }
 }
 
+/// Running time where the matted stream ended, once it has.
+pub type StreamEnd = Arc<std::sync::Mutex<Option<gst::ClockTime>>>;
+
 /// A video decoded in its own pipeline, looped without a gap (segment seeks), scaled to
 /// cover the output and fed into the main pipeline's appsrc `bgsrc` with timestamps
-/// that keep counting across loops.
+/// that keep counting across loops, until it covers `until` (the matted stream's end).
 pub struct LoopedVideo {
     pipeline: gst::Pipeline,
     stop: Arc<AtomicBool>,
@@ -86,7 +89,12 @@ pub struct LoopedVideo {
 }
 
 impl LoopedVideo {
-    pub fn start(path: &Path, size: (u32, u32), appsrc: gst_app::AppSrc) -> Result<LoopedVideo> {
+    pub fn start(
+        path: &Path,
+        size: (u32, u32),
+        appsrc: gst_app::AppSrc,
+        until: StreamEnd,
+    ) -> Result<LoopedVideo> {
         let info = discover(path, "background video")?;
         let g = info.geometry;
         let (l, r, t, b) = cover_crop((g.width, g.height), size);
@@ -127,47 +135,6 @@ impl LoopedVideo {
             stop: stop.clone(),
             threads: Vec::new(),
         };
-        // A thread of our own moves frames from the loop into the main pipeline, so
-        // nothing of ours ever blocks one of the main pipeline's streaming threads.
-        let stop_feed = stop.clone();
-        let feeder = std::thread::Builder::new()
-            .name("modnetmatte-bgfeed".into())
-            .spawn(move || {
-                let mut n: u64 = 0;
-                while !stop_feed.load(Ordering::Relaxed) {
-                    let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(200))
-                    else {
-                        if sink.is_eos() {
-                            let _ = appsrc.end_of_stream();
-                            return;
-                        }
-                        continue;
-                    };
-                    let Some(buffer) = sample.buffer_owned() else {
-                        continue;
-                    };
-                    let mut buffer = buffer.copy();
-                    {
-                        let b = buffer.make_mut();
-                        b.set_pts(frame * n);
-                        b.set_dts(gst::ClockTime::NONE);
-                        b.set_duration(frame);
-                    }
-                    n += 1;
-                    // FLUSHING: the main pipeline is not playing (yet, or any more);
-                    // EOS: the matted stream ended and so does the background.
-                    loop {
-                        match appsrc.push_buffer(buffer.clone()) {
-                            Ok(_) => break,
-                            Err(gst::FlowError::Flushing) if !stop_feed.load(Ordering::Relaxed) => {
-                                std::thread::sleep(std::time::Duration::from_millis(20))
-                            }
-                            Err(_) => return,
-                        }
-                    }
-                }
-            })?;
-        this.threads.push(feeder);
 
         pipeline
             .set_state(gst::State::Paused)
@@ -203,6 +170,57 @@ impl LoopedVideo {
             )
         })?;
         pipeline.set_state(gst::State::Playing)?;
+
+        // A thread of our own moves frames from the loop into the main pipeline, so
+        // nothing of ours ever blocks one of the main pipeline's streaming threads.
+        // Started only now: before its pipeline starts, an appsink says it is at EOS.
+        let stop_feed = stop.clone();
+        let feeder = std::thread::Builder::new()
+            .name("modnetmatte-bgfeed".into())
+            .spawn(move || {
+                let mut n: u64 = 0;
+                while !stop_feed.load(Ordering::Relaxed) {
+                    let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(200))
+                    else {
+                        if sink.is_eos() {
+                            let _ = appsrc.end_of_stream();
+                            return;
+                        }
+                        continue;
+                    };
+                    let Some(buffer) = sample.buffer_owned() else {
+                        continue;
+                    };
+                    let mut buffer = buffer.copy();
+                    {
+                        let b = buffer.make_mut();
+                        b.set_pts(frame * n);
+                        b.set_dts(gst::ClockTime::NONE);
+                        b.set_duration(frame);
+                    }
+                    n += 1;
+                    let covered = frame * n;
+                    // FLUSHING: the main pipeline is not playing (yet, or any more);
+                    // EOS: the matted stream ended and so does the background.
+                    loop {
+                        match appsrc.push_buffer(buffer.clone()) {
+                            Ok(_) => break,
+                            Err(gst::FlowError::Flushing) if !stop_feed.load(Ordering::Relaxed) => {
+                                std::thread::sleep(std::time::Duration::from_millis(20))
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                    // Ends only once the background covers the matted stream, however
+                    // far behind it was when that stream ended.
+                    let end = *until.lock().unwrap_or_else(|p| p.into_inner());
+                    if end.is_some_and(|end| covered >= end) {
+                        let _ = appsrc.end_of_stream();
+                        return;
+                    }
+                }
+            })?;
+        this.threads.push(feeder);
 
         let stop_bus = stop.clone();
         let weak = pipeline.downgrade();

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// Ctrl-C presses since start (SIGINT and SIGTERM).
 static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
 
-fn install_ctrlc() {
+pub fn install_ctrlc() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         // A failure only costs the clean stop; the default handler still ends us.
@@ -71,6 +71,16 @@ fn error_text(e: &gst::message::Error) -> String {
     text
 }
 
+/// A line above the bar; on stderr directly when the bar is hidden (not a terminal),
+/// where indicatif would drop it.
+fn say(bar: &ProgressBar, msg: impl AsRef<str>) {
+    if bar.is_hidden() {
+        eprintln!("{}", msg.as_ref());
+    } else {
+        bar.println(msg);
+    }
+}
+
 /// Plays `pipeline` until EOS, an error, or Ctrl-C (which sends EOS so files are
 /// finalised; a second Ctrl-C stops at once). Leaves it in NULL.
 pub fn run(pipeline: &gst::Pipeline, report: Report) -> Result<Outcome> {
@@ -120,37 +130,52 @@ fn play(pipeline: &gst::Pipeline, report: Report) -> Result<Outcome> {
     let mut dropped: HashMap<String, u64> = HashMap::new();
     let (mut last_tick, mut last_frames) = (Instant::now(), 0u64);
     let mut stopping_since: Option<Instant> = None;
+    // Until the pipeline plays, an EOS would meet elements still starting (typefind
+    // fails with a flow error); a Ctrl-C then just stops.
+    let mut playing = false;
     loop {
         let presses = INTERRUPTS.load(Ordering::SeqCst);
         if presses >= 2 {
             out.interrupted = true;
             break;
         }
+        if presses == 1 && !playing {
+            out.interrupted = true;
+            break;
+        }
         if presses == 1 && stopping_since.is_none() {
-            bar.println("stopping (Ctrl-C again to quit at once)");
+            say(&bar, "stopping (Ctrl-C again to quit at once)");
             pipeline.send_event(gst::event::Eos::new());
             stopping_since = Some(Instant::now());
             out.interrupted = true;
         }
         if stopping_since.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
-            bar.println("no end of stream after 10 s: quitting");
+            say(&bar, "no end of stream after 10 s: quitting");
             break;
         }
 
         if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
             match msg.view() {
                 gst::MessageView::Eos(_) => break,
+                gst::MessageView::StateChanged(sc)
+                    if sc.src() == Some(pipeline.upcast_ref::<gst::Object>())
+                        && sc.current() == gst::State::Playing =>
+                {
+                    playing = true;
+                    if matches!(report, Report::Live) {
+                        say(&bar, "running; Ctrl-C stops");
+                    }
+                }
                 gst::MessageView::Error(e) => {
                     bar.finish_and_clear();
                     bail!("{}", error_text(e));
                 }
                 gst::MessageView::Warning(w) => {
                     let src = w.src().map(|s| s.path_string().to_string());
-                    bar.println(format!(
-                        "warning: {}: {}",
-                        src.unwrap_or_default(),
-                        w.error()
-                    ));
+                    say(
+                        &bar,
+                        format!("warning: {}: {}", src.unwrap_or_default(), w.error()),
+                    );
                 }
                 gst::MessageView::Qos(q) => {
                     let (_, d) = q.stats();

@@ -162,6 +162,12 @@ fn file_over_a_looped_video_keeps_the_frame_count() {
     assert!(o.status.success(), "{}", text(&o));
     let d = decode(&output);
     assert_eq!(d.frames.len(), 10);
+    let blacks: Vec<String> = d
+        .frames
+        .iter()
+        .map(|f| format!("{:.2}", fraction_near(f, [0, 0, 0], 10)))
+        .collect();
+    eprintln!("black share per frame: {blacks:?}");
     let last = d.frames.last().unwrap();
     let input_last = clip_frame(9, 320, 180);
     let changed = fraction_changed(last, &input_last, 12);
@@ -326,7 +332,7 @@ fn ctrl_c_stops_the_camera_cleanly() {
         .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
-    // Running once it says so; then give it a moment inside the network.
+    // Playing once it says so; then give it a moment inside the network.
     while !seen.contains("Ctrl-C stops") {
         let mut line = String::new();
         assert!(err.read_line(&mut line).unwrap() > 0, "ended early: {seen}");
@@ -344,6 +350,13 @@ fn ctrl_c_stops_the_camera_cleanly() {
     let all = seen + &rest;
     assert!(status.success(), "{all}");
     assert!(all.contains("stopped by Ctrl-C"), "{all}");
-    assert!(!all.contains("camera: 90 frames"), "ran to the end: {all}");
+    // Stopped mid-stream through EOS: some frames, not all.
+    let frames: u32 = all
+        .split("camera: ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary: {all}"));
+    assert!((1..90).contains(&frames), "{frames} frames: {all}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,11 +1,12 @@
 //! Every published pipeline in pipelines/, read from its file and run as published
 //! but for its ends: the live camera (v4l2src) becomes the real-photo clip, and a
-//! window or virtual-camera sink becomes an appsink whose frames are checked. Files
+//! window or virtual-camera sink becomes PNG files whose frames are checked. Files
 //! the pipeline reads or writes are given through its own variables.
 
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use common::*;
 use gst::prelude::*;
@@ -13,7 +14,7 @@ use gst::prelude::*;
 const FRAMES: u32 = 3;
 const SOURCE_SWAP: &str = "multifilesrc location={clip} index=0 stop-index={last} \
                            caps=image/jpeg,width=1280,height=720,framerate=30/1";
-const SINK_SWAP: &str = "videoconvert ! video/x-raw,format=RGBA ! appsink name=check sync=false";
+const SINK_SWAP: &str = "videoconvert ! pngenc ! multifilesink location={dir}/frame_%03d.png";
 
 /// A published pipeline: its opening comment and its gst-launch description with the
 /// variables expanded (defaults, or `overrides`).
@@ -82,11 +83,12 @@ fn read(name: &str, overrides: &[(&str, String)]) -> Published {
 }
 
 /// Replaces the live ends, element and properties: v4l2src by the clip; v4l2sink,
-/// autovideosink and obs-gstreamer's `video.` by the checking appsink.
-fn swap_ends(description: &str) -> String {
+/// autovideosink and obs-gstreamer's `video.` by PNG files in `out_dir`.
+fn swap_ends(description: &str, out_dir: &Path) -> String {
     let source = SOURCE_SWAP
         .replace("{clip}", &clip_pattern())
         .replace("{last}", &(FRAMES - 1).to_string());
+    let sink = SINK_SWAP.replace("{dir}", &out_dir.display().to_string());
     let tokens: Vec<&str> = description.split_whitespace().collect();
     let (mut out, mut i, mut sinks) = (Vec::new(), 0, 0);
     while i < tokens.len() {
@@ -94,7 +96,7 @@ fn swap_ends(description: &str) -> String {
             "v4l2src" => Some(source.as_str()),
             "v4l2sink" | "autovideosink" | "video." => {
                 sinks += 1;
-                Some(SINK_SWAP)
+                Some(sink.as_str())
             }
             _ => None,
         };
@@ -113,11 +115,13 @@ fn swap_ends(description: &str) -> String {
     out.join(" ")
 }
 
-/// Runs `description` (the model set on every modnetmatte) to EOS; the RGBA frames
-/// the appsink `check` got, if there is one.
-fn run(description: &str) -> (Vec<Vec<u8>>, (u32, u32)) {
+/// Plays a published pipeline with its ends swapped (the model set on its
+/// modnetmatte) to EOS; the RGBA frames it wrote as PNG files, and their size.
+fn run(name: &str, description: &str) -> (Vec<Vec<u8>>, (u32, u32)) {
     init();
-    let p = gst::parse::launch(description)
+    let dir = temp_dir(&format!("pipe-out-{}", name.replace('.', "-")));
+    let description = swap_ends(description, &dir);
+    let p = gst::parse::launch(&description)
         .unwrap_or_else(|e| panic!("{e}: {description}"))
         .downcast::<gst::Pipeline>()
         .unwrap();
@@ -129,47 +133,34 @@ fn run(description: &str) -> (Vec<Vec<u8>>, (u32, u32)) {
         }
     }
     assert_eq!(mattes, 1, "one modnetmatte in {description}");
-    let sink = p
-        .by_name("check")
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok());
-    let bus = p.bus().unwrap();
     p.set_state(gst::State::Playing).unwrap();
-    let (mut frames, mut size) = (Vec::new(), (0, 0));
-    let start = std::time::Instant::now();
-    loop {
-        assert!(
-            start.elapsed().as_secs() < 300,
-            "no EOS in 300 s: {description}"
-        );
-        if let Some(sink) = &sink
-            && let Some(s) = sink.try_pull_sample(gst::ClockTime::from_mseconds(50))
-        {
-            let st = s.caps().unwrap().structure(0).unwrap();
-            size = (
-                st.get::<i32>("width").unwrap() as u32,
-                st.get::<i32>("height").unwrap() as u32,
-            );
-            frames.push(s.buffer().unwrap().map_readable().unwrap().to_vec());
-            continue;
-        }
-        if let Some(msg) = bus.timed_pop_filtered(
-            gst::ClockTime::from_mseconds(50),
+    let msg = p
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(300),
             &[gst::MessageType::Eos, gst::MessageType::Error],
-        ) {
-            if let gst::MessageView::Error(e) = msg.view() {
-                let _ = p.set_state(gst::State::Null);
-                panic!("{description}: {} ({:?})", e.error(), e.debug());
-            }
-            // Frames still queued in the appsink.
-            if let Some(sink) = &sink {
-                while let Some(s) = sink.try_pull_sample(gst::ClockTime::ZERO) {
-                    frames.push(s.buffer().unwrap().map_readable().unwrap().to_vec());
-                }
-            }
-            break;
-        }
-    }
+        )
+        .unwrap_or_else(|| panic!("no EOS in 300 s: {description}"));
     let _ = p.set_state(gst::State::Null);
+    if let gst::MessageView::Error(e) = msg.view() {
+        panic!("{description}: {} ({:?})", e.error(), e.debug());
+    }
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    let (mut frames, mut size) = (Vec::new(), (0, 0));
+    for f in files {
+        let img = image::open(&f)
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
+            .to_rgba8();
+        size = img.dimensions();
+        frames.push(img.into_raw());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     (frames, size)
 }
 
@@ -193,7 +184,7 @@ fn camera_pipeline(name: &str, overrides: &[(&str, String)]) -> Vec<Vec<u8>> {
         published.about.len() > 40,
         "{name} does not say what it does in its first lines"
     );
-    let (frames, size) = run(&swap_ends(&published.description));
+    let (frames, size) = run(name, &published.description);
     assert_eq!(frames.len(), FRAMES as usize, "{name}: frames out");
     assert_eq!(size, (1280, 720), "{name}: output size");
     frames
@@ -265,7 +256,7 @@ fn alpha_over_a_background_video() {
 fn obs_gstreamer_source_is_transparent() {
     let published = read("obs-gstreamer-source.txt", &[]);
     assert!(published.about.contains("obs-gstreamer"));
-    let (frames, size) = run(&swap_ends(&published.description));
+    let (frames, size) = run("obs-gstreamer-source.txt", &published.description);
     assert_eq!(frames.len(), FRAMES as usize);
     assert_eq!(size, (1280, 720));
     for (i, f) in frames.iter().enumerate() {
@@ -302,7 +293,7 @@ fn file_to_file() {
         ],
     );
     assert!(published.about.len() > 40);
-    let (none, _) = run(&swap_ends(&published.description));
+    let (none, _) = run("file-to-file.sh", &published.description);
     assert!(none.is_empty());
     let d = decode(&output);
     assert_eq!(d.frames.len(), FRAMES as usize);

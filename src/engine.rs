@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::device::{self, DeviceRequest};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
-use crate::model::Model;
+use crate::model::{Model, Precision};
 use crate::postprocess::{self, Matte};
 use crate::preprocess::{self, MIN_SIDE};
 
@@ -25,6 +25,9 @@ pub struct EngineConfig {
     /// libtorch intra-op threads; 0 keeps libtorch's default (one per core).
     /// libtorch's thread pool is process-wide: the last engine created sets it.
     pub num_threads: usize,
+    /// fp16 halves the network's memory traffic on CUDA; on a CPU it falls back to
+    /// fp32 (said in `device_note`).
+    pub precision: Precision,
     /// Frame size to run two warm-up passes at when loading, so that the first real
     /// frame does not pay libtorch's one-off costs; `None` skips it.
     pub warmup_frame: Option<(u32, u32)>,
@@ -37,6 +40,7 @@ impl EngineConfig {
             device: DeviceRequest::Auto,
             ref_size: 512,
             num_threads: 0,
+            precision: Precision::Fp32,
             warmup_frame: Some((1280, 720)),
         }
     }
@@ -84,11 +88,20 @@ impl Engine {
             tch::set_num_threads(n);
         }
         let resolved = device::resolve(config.device)?;
-        let model = Model::load(&config.model_path, resolved.device)?;
+        let mut device_note = resolved.why;
+        let precision = match config.precision {
+            Precision::Fp16 if !resolved.device.is_cuda() => {
+                device_note += "; fp16 needs CUDA: running fp32";
+                Precision::Fp32
+            }
+            p => p,
+        };
+        let model = Model::load_as(&config.model_path, resolved.device, precision)?;
+        device_note += &format!(", {precision}");
         let engine = Self {
             model,
             config,
-            device_note: resolved.why,
+            device_note,
         };
         if let Some((w, h)) = engine.config.warmup_frame {
             engine.warm_up(w, h)?;
@@ -107,6 +120,11 @@ impl Engine {
 
     pub fn device(&self) -> tch::Device {
         self.model.device()
+    }
+
+    /// The precision the network actually runs in (fp16 only on CUDA).
+    pub fn precision(&self) -> Precision {
+        self.model.precision()
     }
 
     /// Two forward passes at the input size a `width` x `height` frame gets: the

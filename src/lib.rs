@@ -18,5 +18,6 @@ pub use device::DeviceRequest;
 pub use engine::{Engine, EngineConfig, StageTimings};
 pub use error::{Error, Result};
 pub use frame::{Frame, FrameMut, PixelFormat, YuvMatrix};
+pub use model::Precision;
 pub use postprocess::Matte;
 pub use preprocess::inference_size;

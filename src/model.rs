@@ -14,10 +14,42 @@ const PROBE_SIDE: i64 = 64;
 /// Values a sigmoid output may exceed [0,1] by through rounding.
 const RANGE_SLACK: f64 = 1e-5;
 
+/// The numbers the network computes in. fp16 runs on CUDA only (libtorch's CPU
+/// convolutions have no half kernels); the input and output stay float32 either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Fp16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fp32" | "float32" | "float" => Ok(Self::Fp32),
+            "fp16" | "float16" | "half" => Ok(Self::Fp16),
+            other => Err(Error::InvalidConfig(format!(
+                "precision `{other}`: expected fp32 or fp16"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Fp32 => "fp32",
+            Self::Fp16 => "fp16",
+        })
+    }
+}
+
 pub struct Model {
     module: CModule,
     path: PathBuf,
     device: Device,
+    precision: Precision,
 }
 
 impl std::fmt::Debug for Model {
@@ -25,13 +57,26 @@ impl std::fmt::Debug for Model {
         f.debug_struct("Model")
             .field("path", &self.path)
             .field("device", &self.device)
+            .field("precision", &self.precision)
             .finish()
     }
 }
 
 impl Model {
-    /// Loads `path` on `device` and checks the contract with one probe forward pass.
+    /// Loads `path` on `device` in fp32 and checks the contract with one probe forward
+    /// pass.
     pub fn load(path: &Path, device: Device) -> Result<Self> {
+        Self::load_as(path, device, Precision::Fp32)
+    }
+
+    /// As `load`, with the weights cast to `precision` (fp16 needs a CUDA device). The
+    /// probe then checks the contract at that precision.
+    pub fn load_as(path: &Path, device: Device, precision: Precision) -> Result<Self> {
+        if precision == Precision::Fp16 && !device.is_cuda() {
+            return Err(Error::InvalidConfig(format!(
+                "precision fp16 needs a CUDA device, not {device:?}"
+            )));
+        }
         let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::ModelNotFound {
                 path: path.to_path_buf(),
@@ -52,10 +97,16 @@ impl Model {
             reason: first_line(&e.to_string()),
         })?;
         module.set_eval();
+        if precision == Precision::Fp16 {
+            // InstanceNorm in half: cuDNN accumulates its statistics in float, so the
+            // matte stays within a few levels of fp32 (gpu_check.sh measures it).
+            module.to(device, Kind::Half, false);
+        }
         let model = Self {
             module,
             path: path.to_path_buf(),
             device,
+            precision,
         };
         model.probe()?;
         Ok(model)
@@ -69,13 +120,21 @@ impl Model {
         self.device
     }
 
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     /// The matte for a prepared input; the output is checked for shape and dtype on
     /// every call (cheap), so a model that changes its mind cannot corrupt a frame.
     pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
         let _guard = tch::no_grad_guard();
+        let (kind, fed) = match self.precision {
+            Precision::Fp32 => (Kind::Float, input.shallow_clone()),
+            Precision::Fp16 => (Kind::Half, input.f_to_kind(Kind::Half)?),
+        };
         let out = self
             .module
-            .forward_is(&[IValue::Tensor(input.shallow_clone())])
+            .forward_is(&[IValue::Tensor(fed)])
             .map_err(|e| {
                 self.contract(format!(
                     "forward pass failed: {}",
@@ -101,10 +160,17 @@ impl Model {
                 expected
             )));
         }
-        if out.kind() != Kind::Float {
-            return Err(self.contract(format!("returned dtype {:?} (expected Float)", out.kind())));
+        if out.kind() != kind {
+            return Err(self.contract(format!(
+                "returned dtype {:?} (expected {kind:?})",
+                out.kind()
+            )));
         }
-        Ok(out)
+        Ok(if kind == Kind::Float {
+            out
+        } else {
+            out.f_to_kind(Kind::Float)?
+        })
     }
 
     fn probe(&self) -> Result<()> {

@@ -60,6 +60,9 @@ pub fn element(m: &MatteArgs, alpha: bool) -> String {
         Backdrop::Video(_) => s += " output=alpha",
     }
     s += &format!(" device={} ref-size={}", quote(&m.device), m.ref_size);
+    if m.precision != "fp32" {
+        s += &format!(" precision={}", m.precision);
+    }
     if let Some(model) = &m.model {
         s += &format!(" model={}", quote_path(model));
     }

@@ -99,6 +99,9 @@ pub struct MatteArgs {
     /// Where the network runs: auto (CUDA when available, else CPU), cpu, cuda, cuda:N.
     #[arg(long, env = "MODNETMATTE_DEVICE", default_value = "auto")]
     pub device: String,
+    /// fp32, or fp16 on CUDA (faster; a CPU runs fp32).
+    #[arg(long, default_value = "fp32", value_parser = ["fp32", "fp16"])]
+    pub precision: String,
     /// The TorchScript MODNet (default: $MODNETMATTE_MODEL, else
     /// modnetmatte/modnet_photographic.pt under ~/.local/share or /usr/share).
     #[arg(long, value_name = "FILE")]

@@ -60,7 +60,14 @@ fn help_reads_like_a_tool() {
     }
     for cmd in ["cam", "file", "preview"] {
         let t = text(&run(&[cmd, "--help"]));
-        for n in ["--background", "--ref-size", "--mirror", "--size", "--fps"] {
+        for n in [
+            "--background",
+            "--ref-size",
+            "--precision",
+            "--mirror",
+            "--size",
+            "--fps",
+        ] {
             assert!(t.contains(n), "`{n}` not in {cmd} --help:\n{t}");
         }
     }

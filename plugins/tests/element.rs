@@ -537,3 +537,21 @@ fn flush_discards_frames_in_flight() {
         "nothing from before the flush comes out after it"
     );
 }
+
+#[test]
+fn precision_fp16_on_a_cpu_runs_fp32_and_gives_the_same_frames() {
+    let fp32 = element(&[]);
+    let default = fp32.property_value("precision");
+    let default = glib::EnumValue::from_value(&default).map(|(_, v)| v.nick().to_string());
+    assert_eq!(default.as_deref(), Some("fp32"));
+    let (a, _) = run(&mut harness(fp32), &info(VideoFormat::I420, 96, 64), 2);
+    let fp16 = element(&[]);
+    fp16.set_property_from_str("precision", "fp16");
+    let (b, _) = run(&mut harness(fp16), &info(VideoFormat::I420, 96, 64), 2);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            x.map_readable().unwrap().as_slice(),
+            y.map_readable().unwrap().as_slice()
+        );
+    }
+}

@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use image::{RgbImage, RgbaImage, imageops::FilterType};
-use modnetmatte::{DeviceRequest, Engine, EngineConfig, Frame, FrameMut, PixelFormat, composite};
+use modnetmatte::{
+    DeviceRequest, Engine, EngineConfig, Frame, FrameMut, PixelFormat, Precision, composite,
+};
 
 /// Cut the person out of a photo with MODNet and put them on another background.
 #[derive(Debug, Parser)]
@@ -38,6 +40,9 @@ struct Args {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: DeviceRequest,
+    /// fp32, or fp16 (CUDA only; a CPU runs fp32 and says so).
+    #[arg(long, default_value = "fp32")]
+    precision: Precision,
     /// Run the matte this many times and report the median time per stage.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
@@ -100,6 +105,7 @@ fn main() -> Result<()> {
     config.ref_size = args.ref_size;
     config.num_threads = args.threads;
     config.device = args.device;
+    config.precision = args.precision;
     config.warmup_frame = Some((w, h));
     let engine = Engine::new(config)?;
     let (iw, ih) = engine.inference_size(w, h);

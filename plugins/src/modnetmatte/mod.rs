@@ -48,10 +48,26 @@ pub enum Background {
     Image = 2,
 }
 
+/// The numbers the network computes in.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstModnetMattePrecision")]
+pub enum Precision {
+    #[default]
+    #[enum_value(name = "fp32: single precision, the reference", nick = "fp32")]
+    Fp32 = 0,
+    #[enum_value(
+        name = "fp16: half precision on CUDA (faster; a CPU runs fp32 instead)",
+        nick = "fp16"
+    )]
+    Fp16 = 1,
+}
+
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     // Documents the enums' values in gst-inspect and the plugin docs.
     Output::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Background::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    Precision::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "modnetmatte",

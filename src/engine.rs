@@ -1,16 +1,19 @@
 //! The engine: one loaded model plus the settings that turn frames into mattes.
-//! Synchronous for now: `matte` runs preprocess -> model -> postprocess on the
-//! caller's thread (the pipelined scheduler arrives with the streaming issue).
+//! `matte` runs preprocess -> model -> postprocess on the caller's thread and hands
+//! the matte to the host; `render` is the device path (upload -> network -> output
+//! frame on the device -> download), issued without waiting on CUDA.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::device::{self, DeviceRequest};
 use crate::error::{Error, Result};
-use crate::frame::Frame;
+use crate::frame::{Frame, FrameMut};
 use crate::model::{Model, Precision};
 use crate::postprocess::{self, Matte};
 use crate::preprocess::{self, MIN_SIDE};
+use crate::render::{self, RenderSpec, RenderState};
+use crate::transfer::{Download, Transfer};
 
 /// Largest accepted `ref_size`: beyond it MODNet's receptive field no longer covers a
 /// portrait and the cost explodes (246 GFLOP a frame at 1088).
@@ -56,17 +59,53 @@ impl EngineConfig {
     }
 }
 
-/// Time spent in each stage for one frame.
+/// Time spent in each stage for one frame. On CUDA with overlapped transfers the
+/// stages are only issued, not waited for: there the host's time per stage is what
+/// issuing cost, and `wall` (start to result on the host) is the frame's latency.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StageTimings {
+    /// Host -> device (the device path; zero in `matte`).
+    pub upload: Duration,
     pub preprocess: Duration,
     pub inference: Duration,
     pub postprocess: Duration,
+    /// EMA, threshold and compositing on the device (the device path).
+    pub compositing: Duration,
+    /// Device -> host into the output frame (the device path).
+    pub download: Duration,
+    /// From the start of the frame to its result on the host.
+    pub wall: Duration,
 }
 
 impl StageTimings {
     pub fn total(&self) -> Duration {
-        self.preprocess + self.inference + self.postprocess
+        self.upload
+            + self.preprocess
+            + self.inference
+            + self.postprocess
+            + self.compositing
+            + self.download
+    }
+}
+
+/// A frame on the device path whose output is still on its way (CUDA: being
+/// computed and copied back while the next frame is uploaded).
+pub struct InFlight {
+    download: Download,
+    timings: StageTimings,
+    started: Instant,
+}
+
+impl InFlight {
+    /// Waits for this frame's output and writes it into `out` (the output format and
+    /// size the `RenderSpec` asked for).
+    pub fn finish(self, out: &mut FrameMut<'_>) -> Result<StageTimings> {
+        let t = Instant::now();
+        self.download.wait_into(out)?;
+        let mut timings = self.timings;
+        timings.download += t.elapsed();
+        timings.wall = self.started.elapsed();
+        Ok(timings)
     }
 }
 
@@ -152,6 +191,82 @@ impl Engine {
         preprocess::inference_size(width, height, self.config.ref_size)
     }
 
+    /// Per-stream state of the device path (transfers, matte history, background)
+    /// on this engine's device.
+    pub fn render_state(&self) -> Result<(Transfer, RenderState)> {
+        Ok((Transfer::new(self.device())?, RenderState::new()))
+    }
+
+    /// The device path: upload, network (or, with `infer` false, the last matte
+    /// again: mask-every), EMA, threshold and the output frame, all on the engine's
+    /// device; only the raw frame goes up and only the output comes down. On CUDA the
+    /// work is issued and this returns at once: `InFlight::finish` waits.
+    pub fn render(
+        &self,
+        transfer: &mut Transfer,
+        state: &mut RenderState,
+        spec: &RenderSpec,
+        frame: &Frame<'_>,
+        infer: bool,
+    ) -> Result<InFlight> {
+        let started = Instant::now();
+        let mut timings = StageTimings::default();
+        let planes = transfer.upload(frame)?;
+        let t1 = Instant::now();
+        timings.upload = t1 - started;
+        let matte = if infer {
+            let input = preprocess::planes_to_input(&planes, frame, self.config.ref_size)?;
+            let t2 = Instant::now();
+            let out = self.model.forward(&input)?;
+            self.sync_if(transfer);
+            let t3 = Instant::now();
+            let matte = postprocess::frame_matte(&out, frame.width, frame.height)?;
+            let t4 = Instant::now();
+            timings.preprocess = t2 - t1;
+            timings.inference = t3 - t2;
+            timings.postprocess = t4 - t3;
+            Some(matte)
+        } else {
+            None
+        };
+        let t5 = Instant::now();
+        let smoothed = state.smooth(
+            matte,
+            frame.width,
+            frame.height,
+            spec.smoothing,
+            self.device(),
+        )?;
+        let output = render::render(
+            state,
+            spec,
+            &planes,
+            frame.format,
+            frame.width,
+            frame.height,
+            frame.matrix,
+            &smoothed,
+        )?;
+        let t6 = Instant::now();
+        timings.compositing = t6 - t5;
+        let download = transfer.download(output)?;
+        timings.download = t6.elapsed();
+        Ok(InFlight {
+            download,
+            timings,
+            started,
+        })
+    }
+
+    /// In stage-timing mode, waits for the device so that the stage is timed alone.
+    fn sync_if(&self, transfer: &Transfer) {
+        if transfer.sync_stages()
+            && let tch::Device::Cuda(i) = self.device()
+        {
+            tch::Cuda::synchronize(i as i64);
+        }
+    }
+
     /// The matte of one frame, at the frame's size, with the time each stage took.
     pub fn matte(&self, frame: &Frame<'_>) -> Result<(Matte, StageTimings)> {
         let t0 = Instant::now();
@@ -171,6 +286,8 @@ impl Engine {
                 preprocess: t1 - t0,
                 inference: t2 - t1,
                 postprocess: t3 - t2,
+                wall: t3 - t0,
+                ..StageTimings::default()
             },
         ))
     }

@@ -1,7 +1,9 @@
 //! modnetmatte's core engine: MODNet portrait matting on frames, with no GStreamer in
 //! it. A frame goes `preprocess` (size rule, colour order, normalisation, resize) ->
 //! `model` (the TorchScript forward pass) -> `postprocess` (resize back, quantise), then
-//! `composite` (backgrounds, blending, alpha output); `engine` ties them together on a `device`. See ARCHITECTURE.md.
+//! `composite` (backgrounds, blending, alpha output); `engine` ties them together on a
+//! `device`. The device path (`render` on tensors, `transfer` for pinned CUDA copies)
+//! keeps the frame on the GPU from upload to download. See ARCHITECTURE.md.
 
 pub mod composite;
 pub mod device;
@@ -11,11 +13,13 @@ pub mod frame;
 pub mod model;
 pub mod postprocess;
 pub mod preprocess;
+pub mod render;
 pub mod schedule;
 pub mod temporal;
+pub mod transfer;
 
 pub use device::DeviceRequest;
-pub use engine::{Engine, EngineConfig, StageTimings};
+pub use engine::{Engine, EngineConfig, InFlight, StageTimings};
 pub use error::{Error, Result};
 pub use frame::{Frame, FrameMut, PixelFormat, YuvMatrix};
 pub use model::Precision;

@@ -18,15 +18,7 @@ pub struct Matte {
 /// [1,1,h,w] matte -> frame-sized alpha (bilinear, align_corners = false, as in
 /// `tools/modnet/reference.py`).
 pub fn to_matte(out: &Tensor, width: u32, height: u32) -> Result<Matte> {
-    let (w, h) = (width as i64, height as i64);
-    let size = out.size();
-    let resized = if size[2..] == [h, w] {
-        out.shallow_clone()
-    } else {
-        out.f_upsample_bilinear2d([h, w], false, None, None)?
-    };
-    let alpha = resized
-        .f_clamp(0.0, 1.0)?
+    let alpha = frame_matte(out, width, height)?
         .f_to_device(tch::Device::Cpu)?
         .f_contiguous()?;
     let alpha_u8 = alpha
@@ -41,6 +33,18 @@ pub fn to_matte(out: &Tensor, width: u32, height: u32) -> Result<Matte> {
         alpha,
         alpha_u8,
     })
+}
+
+/// [1,1,h,w] matte -> float [height, width] in [0,1], left on the network's device.
+pub fn frame_matte(out: &Tensor, width: u32, height: u32) -> Result<Tensor> {
+    let (w, h) = (width as i64, height as i64);
+    let size = out.size();
+    let resized = if size[2..] == [h, w] {
+        out.shallow_clone()
+    } else {
+        out.f_upsample_bilinear2d([h, w], false, None, None)?
+    };
+    Ok(resized.f_clamp(0.0, 1.0)?.f_view([h, w])?)
 }
 
 #[cfg(test)]

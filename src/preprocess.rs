@@ -49,18 +49,46 @@ pub fn inference_size(width: u32, height: u32, ref_size: u32) -> (u32, u32) {
 /// clamp) at a fraction of the cost.
 pub fn to_input(frame: &Frame<'_>, ref_size: u32, device: Device) -> Result<Tensor> {
     frame.validate()?;
+    let planes = frame_planes(frame)?
+        .into_iter()
+        .map(|p| p.f_to_device(device))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    planes_to_input(&planes, frame, ref_size)
+}
+
+/// A frame's planes as uint8 [rows, row_bytes] tensors on the CPU, padding dropped.
+pub fn frame_planes(frame: &Frame<'_>) -> Result<Vec<Tensor>> {
+    frame.validate()?;
+    frame
+        .format
+        .plane_sizes(frame.width as usize, frame.height as usize)
+        .into_iter()
+        .zip(&frame.planes)
+        .map(|((row_bytes, rows), plane)| plane_tensor(plane, rows as i64, row_bytes as i64))
+        .collect()
+}
+
+/// The network input from a frame's planes (uint8 [rows, row_bytes] each, on the
+/// network's device, as `frame_planes` or the CUDA upload gives them); `frame` gives
+/// the format, size and matrix.
+pub fn planes_to_input(planes: &[Tensor], frame: &Frame<'_>, ref_size: u32) -> Result<Tensor> {
+    let device = planes
+        .first()
+        .map(Tensor::device)
+        .ok_or_else(|| crate::Error::InvalidFrame("a frame without planes".into()))?;
     let (w, h) = (frame.width as i64, frame.height as i64);
     let (rw, rh) = inference_size(frame.width, frame.height, ref_size);
     let (rw, rh) = (rw as i64, rh as i64);
     let (cw, ch) = ((w + 1) / 2, (h + 1) / 2);
-    let plane = |i: usize, rows: i64, row_bytes: i64| -> Result<Tensor> {
-        plane_tensor(&frame.planes[i], rows, row_bytes)?
-            .f_to_device(device)
-            .map_err(Into::into)
+    let plane = |i: usize| -> Result<Tensor> {
+        planes
+            .get(i)
+            .map(Tensor::shallow_clone)
+            .ok_or_else(|| crate::Error::InvalidFrame(format!("plane {i} is missing")))
     };
     if let Some(p) = frame.format.packed_rgb() {
         let bpp = p.bytes_per_pixel as i64;
-        let hwc = plane(0, h, w * bpp)?.f_view([h, w, bpp])?;
+        let hwc = plane(0)?.f_view([h, w, bpp])?;
         let idx = Tensor::from_slice(&p.rgb.map(|c| c as i64)).f_to_device(device)?;
         let chw = hwc
             .f_index_select(2, &idx)?
@@ -75,13 +103,13 @@ pub fn to_input(frame: &Frame<'_>, ref_size: u32, device: Device) -> Result<Tens
         return Ok(resize(&x, rw, rh)?.f_contiguous()?);
     }
     let (y, u, v) = match frame.format {
-        PixelFormat::I420 => (plane(0, h, w)?, plane(1, ch, cw)?, plane(2, ch, cw)?),
+        PixelFormat::I420 => (plane(0)?, plane(1)?, plane(2)?),
         PixelFormat::Nv12 => {
-            let uv = plane(1, ch, cw * 2)?.f_view([ch, cw, 2])?;
-            (plane(0, h, w)?, uv.f_select(2, 0)?, uv.f_select(2, 1)?)
+            let uv = plane(1)?.f_view([ch, cw, 2])?;
+            (plane(0)?, uv.f_select(2, 0)?, uv.f_select(2, 1)?)
         }
         PixelFormat::Yuy2 => {
-            let px = plane(0, h, cw * 4)?.f_view([h, cw, 4])?;
+            let px = plane(0)?.f_view([h, cw, 4])?;
             let y = px
                 .f_index_select(2, &Tensor::from_slice(&[0i64, 2]).f_to_device(device)?)?
                 .f_reshape([h, cw * 2])?

@@ -16,7 +16,15 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 
-type Job<R> = (u64, Box<dyn FnOnce(&Engine) -> R + Send>);
+/// What a job gives back: its result, or (the device path) work issued to the GPU
+/// and the rest to run once the worker has issued the next job, so that frame N+1
+/// goes up while frame N is in the network.
+pub enum Step<R> {
+    Done(R),
+    Later(Box<dyn FnOnce() -> R + Send>),
+}
+
+type Job<R> = (u64, Box<dyn FnOnce(&Engine) -> Step<R> + Send>);
 
 pub struct Scheduler<R: Send + 'static> {
     jobs: Option<Sender<Job<R>>>,
@@ -34,14 +42,7 @@ impl<R: Send + 'static> Scheduler<R> {
         let (res_tx, res_rx) = bounded::<(u64, R)>(max_in_flight);
         let worker = std::thread::Builder::new()
             .name("modnetmatte-net".into())
-            .spawn(move || {
-                // Ends when the scheduler drops its sender (or stops reading results).
-                for (generation, job) in job_rx {
-                    if res_tx.send((generation, job(&engine))).is_err() {
-                        break;
-                    }
-                }
-            })
+            .spawn(move || work(&engine, &job_rx, &res_tx, max_in_flight))
             .map_err(|e| Error::InvalidConfig(format!("cannot start the worker thread: {e}")))?;
         Ok(Self {
             jobs: Some(job_tx),
@@ -61,6 +62,14 @@ impl<R: Send + 'static> Scheduler<R> {
     /// that makes `max_in_flight` jobs outstanding, it first waits for the oldest: so
     /// at most `max_in_flight - 1` jobs stay behind between calls (1: synchronous).
     pub fn submit(&mut self, job: impl FnOnce(&Engine) -> R + Send + 'static) -> Result<Vec<R>> {
+        self.submit_staged(move |engine: &Engine| Step::Done(job(engine)))
+    }
+
+    /// As `submit`, for a job that may finish in two steps (`Step::Later`).
+    pub fn submit_staged(
+        &mut self,
+        job: impl FnOnce(&Engine) -> Step<R> + Send + 'static,
+    ) -> Result<Vec<R>> {
         let mut done = Vec::new();
         let tx = self.jobs.as_ref().ok_or_else(stopped)?;
         tx.send((self.generation, Box::new(job)))
@@ -102,6 +111,54 @@ impl<R: Send + 'static> Scheduler<R> {
         let (generation, r) = self.results.recv().map_err(|_| stopped())?;
         self.outstanding -= 1;
         Ok((generation == self.generation).then_some(r))
+    }
+}
+
+/// The worker's loop. Finished results go out at once, in order; a job's `Later`
+/// part waits until the next job has been issued, or until `depth` are waiting, or
+/// until no job is queued. Ends when the scheduler drops its sender (or stops
+/// reading results).
+fn work<R: Send + 'static>(
+    engine: &Engine,
+    jobs: &Receiver<Job<R>>,
+    results: &Sender<(u64, R)>,
+    depth: usize,
+) {
+    type Waiting<R> = std::collections::VecDeque<(u64, Step<R>)>;
+    let finish = |(generation, step): (u64, Step<R>)| {
+        let r = match step {
+            Step::Done(r) => r,
+            Step::Later(rest) => rest(),
+        };
+        results.send((generation, r)).is_ok()
+    };
+    let mut waiting: Waiting<R> = Waiting::new();
+    loop {
+        let next = if waiting.is_empty() {
+            jobs.recv().ok()
+        } else if waiting.len() >= depth {
+            None
+        } else {
+            jobs.try_recv().ok()
+        };
+        match next {
+            Some((generation, job)) => match job(engine) {
+                Step::Done(r) if waiting.is_empty() => {
+                    if results.send((generation, r)).is_err() {
+                        return;
+                    }
+                }
+                step => waiting.push_back((generation, step)),
+            },
+            None => match waiting.pop_front() {
+                Some(w) => {
+                    if !finish(w) {
+                        return;
+                    }
+                }
+                None => return, // the scheduler has gone
+            },
+        }
     }
 }
 

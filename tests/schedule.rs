@@ -92,3 +92,46 @@ fn jobs_run_on_the_engine_and_the_worker_is_joined_on_drop() {
     // The worker held a clone of the engine; after the join only ours is left.
     assert_eq!(Arc::strong_count(&engine), 1);
 }
+
+#[test]
+fn staged_jobs_issue_the_next_before_finishing_and_keep_order() {
+    use modnetmatte::schedule::Step;
+    use std::sync::Mutex;
+    let engine = engine();
+    for depth in 1..=3usize {
+        let log = Arc::new(Mutex::new(Vec::<String>::new()));
+        let mut s = Scheduler::new(engine.clone(), depth).unwrap();
+        let mut out = Vec::new();
+        for i in 0..12u32 {
+            let log = log.clone();
+            out.extend(
+                s.submit_staged(move |_| {
+                    // Slow to issue, so the next job is queued by the time this one is.
+                    std::thread::sleep(Duration::from_millis(10));
+                    log.lock().unwrap().push(format!("issue {i}"));
+                    if i % 4 == 3 {
+                        return Step::Done(i); // a plain job among staged ones
+                    }
+                    Step::Later(Box::new(move || {
+                        log.lock().unwrap().push(format!("finish {i}"));
+                        i
+                    }))
+                })
+                .unwrap(),
+            );
+            assert!(s.outstanding() < depth);
+        }
+        out.extend(s.finish().unwrap());
+        assert_eq!(out, (0..12).collect::<Vec<_>>(), "depth {depth}");
+        let log = log.lock().unwrap().clone();
+        let at = |e: &str| log.iter().position(|l| l == e).unwrap();
+        if depth == 1 {
+            // Synchronous: each job is finished before the next is issued.
+            assert!(at("finish 0") < at("issue 1"), "{log:?}");
+        } else {
+            // Frame 1 is issued while frame 0 waits: the overlap the GPU path needs.
+            assert!(at("issue 1") < at("finish 0"), "{log:?}");
+            assert!(at("issue 5") < at("finish 4"), "{log:?}");
+        }
+    }
+}

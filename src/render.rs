@@ -1,0 +1,453 @@
+//! The output frame made with tensor ops on the network's device: the matte through
+//! the EMA, the threshold, then the composite, alpha or grey output. This is how the
+//! CUDA path keeps the frame on the GPU between upload and download; on a CPU the
+//! same ops run on libtorch's CPU kernels (which is how the tests check them).
+//!
+//! Every op mirrors `composite` (integer rounding included), so the two paths agree
+//! to within one code value; `tests/render.rs` holds them to that.
+
+use tch::{Device, Kind, Tensor};
+
+use crate::composite::OwnedFrame;
+use crate::error::{Error, Result};
+use crate::frame::{PixelFormat, YuvMatrix};
+
+/// What comes out of the element for each frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    /// The frame over a background, in the input's format.
+    Composite,
+    /// The frame's colours with the matte as alpha, in this RGBA-family format.
+    Alpha(PixelFormat),
+    /// The matte as GRAY8.
+    Matte,
+}
+
+/// The background under the person.
+#[derive(Debug, Clone)]
+pub enum BackgroundSource {
+    /// The frame itself, box-blurred (3 passes) with this radius.
+    Blur(u32),
+    /// A prepared frame in the stream's format and size (colour or picture); uploaded
+    /// once and reused while the same `Arc` is given.
+    Frame(std::sync::Arc<OwnedFrame>),
+}
+
+/// Everything about the output that may change between frames.
+#[derive(Debug, Clone)]
+pub struct RenderSpec {
+    pub output: OutputKind,
+    pub background: BackgroundSource,
+    /// Hard matte at this alpha when in (0, 1); else soft.
+    pub threshold: f64,
+    /// EMA factor in [0, 1) (`temporal::Temporal`'s `smoothing`).
+    pub smoothing: f32,
+}
+
+/// What the device path keeps between frames: the last raw matte (mask-every reuses
+/// it), the EMA, the uploaded background.
+#[derive(Debug, Default)]
+pub struct RenderState {
+    size: (u32, u32),
+    last_raw: Option<Tensor>,
+    ema: Option<Tensor>,
+    background: Option<(std::sync::Arc<OwnedFrame>, Vec<Tensor>)>,
+}
+
+impl RenderState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets the matte history (flush, new stream); the background stays.
+    pub fn reset(&mut self) {
+        self.size = (0, 0);
+        self.last_raw = None;
+        self.ema = None;
+    }
+
+    /// The matte for this frame after the EMA: `matte` (float [h,w] in [0,1], on the
+    /// device) from the network, or `None` to reuse the last one (mask-every).
+    /// Same rule as `temporal::Temporal::push` / `push_reused` without OFD.
+    pub fn smooth(
+        &mut self,
+        matte: Option<Tensor>,
+        width: u32,
+        height: u32,
+        smoothing: f32,
+        device: Device,
+    ) -> Result<Tensor> {
+        if self.size != (width, height) {
+            self.reset();
+            self.size = (width, height);
+        }
+        let raw = match matte {
+            Some(m) => m,
+            None => match &self.last_raw {
+                Some(m) => m.shallow_clone(),
+                None => Tensor::f_zeros([height as i64, width as i64], (Kind::Float, device))?,
+            },
+        };
+        self.last_raw = Some(raw.shallow_clone());
+        let s = f64::from(smoothing.clamp(0.0, 0.999));
+        if s <= 0.0 {
+            self.ema = None;
+            return Ok(raw);
+        }
+        let smoothed = match self.ema.take() {
+            Some(prev) => prev.f_mul_scalar(s)?.f_add(&raw.f_mul_scalar(1.0 - s)?)?,
+            None => raw,
+        };
+        self.ema = Some(smoothed.shallow_clone());
+        Ok(smoothed)
+    }
+
+    /// The background planes on `device`, uploading only when the frame changed.
+    fn background_planes(
+        &mut self,
+        frame: &std::sync::Arc<OwnedFrame>,
+        device: Device,
+    ) -> Result<Vec<Tensor>> {
+        if let Some((held, planes)) = &self.background
+            && std::sync::Arc::ptr_eq(held, frame)
+        {
+            return Ok(planes.iter().map(Tensor::shallow_clone).collect());
+        }
+        let sizes = frame
+            .format
+            .plane_sizes(frame.width as usize, frame.height as usize);
+        let planes = frame
+            .planes
+            .iter()
+            .zip(sizes)
+            .map(|(data, (row, rows))| {
+                Tensor::from_slice(data)
+                    .f_view([rows as i64, row as i64])?
+                    .f_to_device(device)
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        self.background = Some((
+            frame.clone(),
+            planes.iter().map(Tensor::shallow_clone).collect(),
+        ));
+        Ok(planes)
+    }
+
+    /// Bytes of device memory the state holds (mattes and background).
+    pub fn device_bytes(&self) -> usize {
+        let bytes = |t: &Tensor| t.numel() * t.kind().elt_size_in_bytes();
+        self.last_raw
+            .iter()
+            .chain(&self.ema)
+            .map(bytes)
+            .sum::<usize>()
+            + self
+                .background
+                .iter()
+                .flat_map(|(_, p)| p.iter().map(bytes))
+                .sum::<usize>()
+    }
+}
+
+/// The frame's output planes (uint8 [rows, row_bytes] each, tight) from its input
+/// planes (as `preprocess::frame_planes`), its format, size and matrix, and the final
+/// matte (float [h,w]).
+#[allow(clippy::too_many_arguments)]
+pub fn render(
+    state: &mut RenderState,
+    spec: &RenderSpec,
+    planes: &[Tensor],
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    matrix: YuvMatrix,
+    matte: &Tensor,
+) -> Result<Vec<Tensor>> {
+    let device = matte.device();
+    let alpha = alpha_u8(matte, spec.threshold)?;
+    match spec.output {
+        OutputKind::Matte => Ok(vec![alpha]),
+        OutputKind::Alpha(out) => Ok(vec![with_alpha(
+            planes, format, width, height, matrix, &alpha, out,
+        )?]),
+        OutputKind::Composite => {
+            let background = match &spec.background {
+                BackgroundSource::Blur(radius) => planes
+                    .iter()
+                    .zip(blur_jobs(format, width, height, *radius))
+                    .map(|(p, (pw, c, r))| box_blur3(p, pw, c, r))
+                    .collect::<Result<Vec<_>>>()?,
+                BackgroundSource::Frame(frame) => {
+                    if (frame.format, frame.width, frame.height) != (format, width, height) {
+                        return Err(Error::InvalidFrame(format!(
+                            "background is {}x{} {:?}, the frame {width}x{height} {format:?}",
+                            frame.width, frame.height, frame.format
+                        )));
+                    }
+                    state.background_planes(frame, device)?
+                }
+            };
+            blend(planes, &background, format, width, height, &alpha)
+        }
+    }
+}
+
+/// float matte -> uint8 alpha: hard at `threshold` when it is in (0, 1), else
+/// round(clamp(a) x 255).
+pub fn alpha_u8(matte: &Tensor, threshold: f64) -> Result<Tensor> {
+    let a = if threshold > 0.0 && threshold < 1.0 {
+        matte
+            .f_ge(threshold)?
+            .f_to_kind(Kind::Uint8)?
+            .f_mul_scalar(255)?
+    } else {
+        matte
+            .f_clamp(0.0, 1.0)?
+            .f_mul_scalar(255.0)?
+            .f_round()?
+            .f_to_kind(Kind::Uint8)?
+    };
+    Ok(a)
+}
+
+/// (f x a + b x (255 - a) + 127) / 255 in integers, as `composite::mix`.
+fn mix(f: &Tensor, b: &Tensor, a: &Tensor) -> Result<Tensor> {
+    let (f, b, a) = (
+        f.f_to_kind(Kind::Int)?,
+        b.f_to_kind(Kind::Int)?,
+        a.f_to_kind(Kind::Int)?,
+    );
+    let inv = a.f_neg()?.f_add_scalar(255)?;
+    let sum = f.f_mul(&a)?.f_add(&b.f_mul(&inv)?)?.f_add_scalar(127)?;
+    Ok(sum
+        .f_div_scalar_mode(255, "floor")?
+        .f_to_kind(Kind::Uint8)?)
+}
+
+/// Mean alpha over the pixels each chroma sample covers (2x2, or 2x1 with `rows` 1),
+/// rounded as `(sum + n/2) / n`; edges of odd sizes average what is there.
+fn chroma_alpha(alpha: &Tensor, rows: i64) -> Result<Tensor> {
+    let a = alpha
+        .f_to_kind(Kind::Float)?
+        .f_unsqueeze(0)?
+        .f_unsqueeze(0)?;
+    let mean = a.f_avg_pool2d([rows, 2], [rows, 2], [0, 0], true, false, None::<i64>)?;
+    Ok(mean
+        .f_add_scalar(0.5)?
+        .f_floor()?
+        .f_squeeze_dim(0)?
+        .f_squeeze_dim(0)?
+        .f_to_kind(Kind::Uint8)?)
+}
+
+fn blend(
+    fg: &[Tensor],
+    bg: &[Tensor],
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    alpha: &Tensor,
+) -> Result<Vec<Tensor>> {
+    let (w, h) = (width as i64, height as i64);
+    if fg.len() != bg.len() || fg.is_empty() {
+        return Err(Error::InvalidFrame(format!(
+            "{format:?}: {} frame planes, {} background planes",
+            fg.len(),
+            bg.len()
+        )));
+    }
+    if let Some(p) = format.packed_rgb() {
+        let bpp = p.bytes_per_pixel as i64;
+        let f = fg[0].f_view([h, w, bpp])?;
+        let b = bg[0].f_view([h, w, bpp])?;
+        let out = mix(&f, &b, &alpha.f_unsqueeze(2)?)?;
+        if let Some(e) = p.extra {
+            let _ = out.f_narrow(2, e as i64, 1)?.f_fill_(255)?;
+        }
+        return Ok(vec![out.f_view([h, w * bpp])?]);
+    }
+    match format {
+        PixelFormat::I420 | PixelFormat::Nv12 => {
+            let ca = chroma_alpha(alpha, 2)?;
+            let mut out = vec![mix(&fg[0], &bg[0], alpha)?];
+            for (f, b) in fg.iter().zip(bg).skip(1) {
+                let a = if format == PixelFormat::Nv12 {
+                    ca.f_repeat_interleave_self_int(2, Some(1), None)?
+                } else {
+                    ca.shallow_clone()
+                };
+                out.push(mix(f, b, &a)?);
+            }
+            Ok(out)
+        }
+        PixelFormat::Yuy2 => {
+            let cw = (w + 1) / 2;
+            // Y0 takes the alpha of pixel 2x, Y1 of 2x+1 (the last pixel again at an
+            // odd width), U and V the mean of both.
+            let padded = if w % 2 == 1 {
+                Tensor::f_cat(&[alpha.shallow_clone(), alpha.f_narrow(1, w - 1, 1)?], 1)?
+            } else {
+                alpha.shallow_clone()
+            };
+            let pairs = padded.f_view([h, cw, 2])?;
+            let ca = chroma_alpha(alpha, 1)?;
+            let a = Tensor::f_stack(
+                &[
+                    pairs.f_select(2, 0)?,
+                    ca.shallow_clone(),
+                    pairs.f_select(2, 1)?,
+                    ca,
+                ],
+                2,
+            )?
+            .f_view([h, cw * 4])?;
+            Ok(vec![mix(&fg[0], &bg[0], &a)?])
+        }
+        other => Err(Error::InvalidFrame(format!("{other:?} cannot be blended"))),
+    }
+}
+
+/// The frame's RGB with the matte as alpha, packed in `out` (an RGBA-family format).
+fn with_alpha(
+    planes: &[Tensor],
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    matrix: YuvMatrix,
+    alpha: &Tensor,
+    out: PixelFormat,
+) -> Result<Tensor> {
+    let (w, h) = (width as i64, height as i64);
+    let device = alpha.device();
+    let Some(op) = out.packed_rgb().filter(|p| p.bytes_per_pixel == 4) else {
+        return Err(Error::InvalidFrame(format!("{out:?} has no alpha channel")));
+    };
+    let Some(alpha_byte) = op.extra else {
+        return Err(Error::InvalidFrame(format!("{out:?} has no alpha channel")));
+    };
+    let plane = |i: usize| {
+        planes
+            .get(i)
+            .map(Tensor::shallow_clone)
+            .ok_or_else(|| Error::InvalidFrame(format!("plane {i} is missing")))
+    };
+    // [h, w, 3] uint8 R, G, B.
+    let rgb = if let Some(ip) = format.packed_rgb() {
+        let idx = Tensor::from_slice(&ip.rgb.map(|c| c as i64)).f_to_device(device)?;
+        plane(0)?
+            .f_view([h, w, ip.bytes_per_pixel as i64])?
+            .f_index_select(2, &idx)?
+    } else {
+        let up = |t: Tensor, rows: i64| -> Result<Tensor> {
+            // Nearest chroma: sample (x/2, y/rows).
+            let t = t.f_repeat_interleave_self_int(2, Some(1), None)?;
+            let t = if rows == 2 {
+                t.f_repeat_interleave_self_int(2, Some(0), None)?
+            } else {
+                t
+            };
+            Ok(t.f_narrow(0, 0, h)?.f_narrow(1, 0, w)?)
+        };
+        let cw = (w + 1) / 2;
+        let (y, u, v) = match format {
+            PixelFormat::I420 => (plane(0)?, up(plane(1)?, 2)?, up(plane(2)?, 2)?),
+            PixelFormat::Nv12 => {
+                let uv = plane(1)?.f_view([-1, cw, 2])?;
+                (
+                    plane(0)?,
+                    up(uv.f_select(2, 0)?, 2)?,
+                    up(uv.f_select(2, 1)?, 2)?,
+                )
+            }
+            PixelFormat::Yuy2 => {
+                let px = plane(0)?.f_view([h, cw, 4])?;
+                let idx = Tensor::from_slice(&[0i64, 2]).f_to_device(device)?;
+                let y = px
+                    .f_index_select(2, &idx)?
+                    .f_reshape([h, cw * 2])?
+                    .f_narrow(1, 0, w)?;
+                (y, up(px.f_select(2, 1)?, 1)?, up(px.f_select(2, 3)?, 1)?)
+            }
+            other => {
+                return Err(Error::InvalidFrame(format!(
+                    "{other:?} is not an input format"
+                )));
+            }
+        };
+        let (m, off) = matrix.to_rgb_affine();
+        let d = [
+            y.f_to_kind(Kind::Float)?.f_sub_scalar(f64::from(off[0]))?,
+            u.f_to_kind(Kind::Float)?.f_sub_scalar(f64::from(off[1]))?,
+            v.f_to_kind(Kind::Float)?.f_sub_scalar(f64::from(off[2]))?,
+        ];
+        let channel = |r: [f32; 3]| -> Result<Tensor> {
+            Ok(d[0]
+                .f_mul_scalar(f64::from(r[0]))?
+                .f_add(&d[1].f_mul_scalar(f64::from(r[1]))?)?
+                .f_add(&d[2].f_mul_scalar(f64::from(r[2]))?)?
+                .f_round()?
+                .f_clamp(0.0, 255.0)?
+                .f_to_kind(Kind::Uint8)?)
+        };
+        Tensor::f_stack(&[channel(m[0])?, channel(m[1])?, channel(m[2])?], 2)?
+    };
+    // Scatter R, G, B and alpha into their byte positions.
+    let mut order = [0i64; 4];
+    for (c, &pos) in op.rgb.iter().enumerate() {
+        order[pos] = c as i64;
+    }
+    order[alpha_byte] = 3;
+    let rgba = Tensor::f_cat(&[rgb, alpha.f_unsqueeze(2)?], 2)?;
+    let idx = Tensor::from_slice(&order).f_to_device(device)?;
+    Ok(rgba.f_index_select(2, &idx)?.f_view([h, w * 4])?)
+}
+
+/// (pixels per row, channels per pixel, radius) of each plane, as `composite::blurred`.
+fn blur_jobs(format: PixelFormat, width: u32, height: u32, r: u32) -> Vec<(i64, i64, i64)> {
+    let (w, _h) = (width as i64, height as i64);
+    let cw = (w + 1) / 2;
+    let r = i64::from(r);
+    match format {
+        PixelFormat::I420 => vec![(w, 1, r), (cw, 1, r / 2), (cw, 1, r / 2)],
+        PixelFormat::Nv12 => vec![(w, 1, r), (cw, 2, r / 2)],
+        PixelFormat::Yuy2 => vec![(cw, 4, r / 2)],
+        PixelFormat::Gray8 => vec![(w, 1, r)],
+        f => vec![(w, f.packed_rgb().map_or(3, |p| p.bytes_per_pixel) as i64, r)],
+    }
+}
+
+/// Three passes of the separable box blur of `composite::box_blur` (edges clamped,
+/// each pass rounded to uint8) on a [rows, pw x c] plane.
+fn box_blur3(plane: &Tensor, pw: i64, c: i64, r: i64) -> Result<Tensor> {
+    if r == 0 {
+        return Ok(plane.shallow_clone());
+    }
+    let rows = plane.size()[0];
+    let mut t = plane.f_view([rows, pw, c])?.f_to_kind(Kind::Int64)?;
+    for _ in 0..3 {
+        t = box_pass(&t, 1, r)?;
+        t = box_pass(&t, 0, r)?;
+    }
+    Ok(t.f_to_kind(Kind::Uint8)?.f_view([rows, pw * c])?)
+}
+
+/// One box pass along `dim` of an int64 tensor: window sums from a cumulative sum
+/// over the edge-clamped signal, then (sum + n/2) / n.
+fn box_pass(t: &Tensor, dim: i64, r: i64) -> Result<Tensor> {
+    let len = t.size()[dim as usize];
+    let device = t.device();
+    let idx =
+        Tensor::f_arange_start(-r - 1, len + r, (Kind::Int64, device))?.f_clamp(0, len - 1)?;
+    // Index -r-1 is a zero column for the cumulative sum to start from.
+    let padded = t.f_index_select(dim, &idx)?;
+    let zero_first = {
+        let first = padded.f_narrow(dim, 0, 1)?.f_zeros_like()?;
+        Tensor::f_cat(&[first, padded.f_narrow(dim, 1, len + 2 * r)?], dim)?
+    };
+    let cs = zero_first.f_cumsum(dim, Kind::Int64)?;
+    let n = 2 * r + 1;
+    let sums = cs
+        .f_narrow(dim, n, len)?
+        .f_sub(&cs.f_narrow(dim, 0, len)?)?;
+    Ok(sums.f_add_scalar(n / 2)?.f_div_scalar_mode(n, "floor")?)
+}

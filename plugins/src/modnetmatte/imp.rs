@@ -16,14 +16,16 @@ use gst_video::{VideoFormat, VideoFrameRef};
 
 use modnetmatte::composite::{self, OwnedFrame};
 use modnetmatte::frame::{Plane, PlaneMut};
-use modnetmatte::schedule::Scheduler;
+use modnetmatte::render::{BackgroundSource, OutputKind, RenderSpec, RenderState};
+use modnetmatte::schedule::{Scheduler, Step};
 use modnetmatte::temporal::{Temporal, TemporalConfig};
+use modnetmatte::transfer::{self, Transfer};
 use modnetmatte::{
     DeviceRequest, Engine, EngineConfig, Frame, FrameMut, Matte, PixelFormat, StageTimings,
     YuvMatrix,
 };
 
-use super::{Background, Output, Precision};
+use super::{Background, Compositing, Output, Precision};
 use crate::formats::{SINK_FORMATS, alpha_format, to_pixel_format, yuv_matrix};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -91,6 +93,7 @@ struct Settings {
     ofd: bool,
     max_in_flight: u32,
     drop_late: bool,
+    compositing: Compositing,
 }
 
 impl Default for Settings {
@@ -112,6 +115,7 @@ impl Default for Settings {
             ofd: false,
             max_in_flight: DEFAULT_IN_FLIGHT,
             drop_late: false,
+            compositing: Compositing::Auto,
         }
     }
 }
@@ -125,7 +129,8 @@ struct Picture {
 /// The background in the stream's format and size, rebuilt when either changes.
 struct PreparedBackground {
     key: (Background, u32, Option<String>, PixelFormat, u32, u32),
-    frame: OwnedFrame,
+    /// Shared with the device path's jobs, which upload it once per new `Arc`.
+    frame: Arc<OwnedFrame>,
 }
 
 /// What the worker hands back for one input buffer, in submission order.
@@ -133,7 +138,24 @@ enum Done {
     Matte(gst::Buffer, Result<(Matte, StageTimings), String>),
     /// mask-every: this frame reuses the previous matte.
     Reuse(gst::Buffer),
+    /// The device path: the finished output buffer (`reused`: no network run).
+    Rendered {
+        result: Result<(gst::Buffer, StageTimings), String>,
+        reused: bool,
+        /// (page-locked, device) bytes the device path held after this frame.
+        memory: (usize, usize),
+    },
 }
+
+/// A frame ready to go out: an input buffer with its final matte (rendered on the
+/// streaming thread), or an output buffer the device path has finished.
+enum Ready {
+    Matte(gst::Buffer, Vec<f32>),
+    Out(gst::Buffer),
+}
+
+/// The device path's per-stream objects, used by one job at a time on the worker.
+type DevicePath = Arc<Mutex<(Transfer, RenderState)>>;
 
 struct State {
     engine: Arc<Engine>,
@@ -152,8 +174,10 @@ struct State {
     temporal: Temporal,
     /// Input buffers whose matte is not final yet (OFD holds one back).
     pending: VecDeque<gst::Buffer>,
-    /// Input buffers with their final matte, waiting to be rendered and pushed.
-    ready: VecDeque<(gst::Buffer, Vec<f32>)>,
+    /// Frames waiting to be rendered (CPU path) and pushed.
+    ready: VecDeque<Ready>,
+    /// Set when output frames are made on the network's device (`compositing`).
+    device_path: Option<DevicePath>,
     picture: Option<Picture>,
     background: Option<PreparedBackground>,
     /// Last picture path that failed to load, so the warning is posted once.
@@ -171,6 +195,19 @@ struct Stats {
     preprocess: Duration,
     postprocess: Duration,
     compositing: Duration,
+    upload: Duration,
+    download: Duration,
+    /// Device path: start of a frame to its output on the host, summed.
+    wall: Duration,
+    /// Device path frames (their stage times are issue times on CUDA).
+    device_frames: u64,
+    /// Where output frames are made ("cpu", or the device the network runs on).
+    compositing_on: String,
+    /// CUDA device of the network, for the driver's memory figures.
+    cuda_ordinal: Option<usize>,
+    /// Page-locked host bytes and device bytes the device path holds.
+    pinned_bytes: usize,
+    device_bytes: usize,
 }
 
 #[derive(Default)]
@@ -242,13 +279,17 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+fn mb(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
 impl ModnetMatte {
     fn stats_structure(&self) -> gst::Structure {
         let s = lock(&self.stats).clone();
         // Stage times per network run; compositing and total per output frame.
         let inferred = s.frames.saturating_sub(s.reused);
         let per = |d: Duration, n: u64| if n == 0 { 0.0 } else { ms(d) / n as f64 };
-        gst::Structure::builder("modnetmatte-stats")
+        let builder = gst::Structure::builder("modnetmatte-stats")
             .field("frames", s.frames)
             .field("frames-matte-reused", s.reused)
             .field("frames-late-reused", s.late)
@@ -258,6 +299,20 @@ impl ModnetMatte {
             .field("mean-postprocess-ms", per(s.postprocess, inferred))
             .field("mean-compositing-ms", per(s.compositing, s.frames))
             .field("mean-total-ms", per(s.total, s.frames))
+            .field("compositing-on", s.compositing_on.as_str())
+            .field("mean-upload-ms", per(s.upload, s.device_frames))
+            .field("mean-download-ms", per(s.download, s.device_frames))
+            .field("mean-latency-ms", per(s.wall, s.device_frames))
+            .field("pinned-mb", mb(s.pinned_bytes))
+            .field("device-buffers-mb", mb(s.device_bytes));
+        // The driver's view of the whole GPU (every process), read now.
+        let (used, total) = s
+            .cuda_ordinal
+            .and_then(transfer::device_memory)
+            .unwrap_or((0, 0));
+        builder
+            .field("gpu-memory-used-mb", mb(used))
+            .field("gpu-memory-total-mb", mb(total))
             .build()
     }
 
@@ -266,8 +321,8 @@ impl ModnetMatte {
         &self,
         state: &'s mut State,
         settings: &Settings,
-        frame: &Frame<'_>,
-    ) -> Result<Option<&'s OwnedFrame>, gst::FlowError> {
+        (format, width, height, matrix): (PixelFormat, u32, u32, YuvMatrix),
+    ) -> Result<Option<&'s Arc<OwnedFrame>>, gst::FlowError> {
         let mut kind = settings.background;
         if kind == Background::Blur {
             return Ok(None); // made from each frame
@@ -310,24 +365,24 @@ impl ModnetMatte {
                 .as_ref()
                 .filter(|_| kind == Background::Image)
                 .map(|p| p.path.clone()),
-            frame.format,
-            frame.width,
-            frame.height,
+            format,
+            width,
+            height,
         );
         if state.background.as_ref().map(|b| &b.key) != Some(&key) {
-            let (w, h) = (frame.width, frame.height);
+            let (w, h) = (width, height);
             let built = match (&state.picture, kind) {
                 (Some(p), Background::Image) => {
                     let scaled = image::DynamicImage::ImageRgb8(p.image.clone())
                         .resize_to_fill(w, h, image::imageops::FilterType::Triangle)
                         .to_rgb8();
-                    composite::from_rgb(frame.format, w, h, frame.matrix, scaled.as_raw())
+                    composite::from_rgb(format, w, h, matrix, scaled.as_raw())
                 }
                 _ => Ok(composite::solid(
-                    frame.format,
+                    format,
                     w,
                     h,
-                    frame.matrix,
+                    matrix,
                     argb_to_rgb(settings.background_color),
                 )),
             };
@@ -338,10 +393,12 @@ impl ModnetMatte {
             gst::debug!(
                 CAT,
                 imp = self,
-                "background rebuilt: {kind:?} {w}x{h} {:?}",
-                frame.format
+                "background rebuilt: {kind:?} {w}x{h} {format:?}"
             );
-            state.background = Some(PreparedBackground { key, frame: built });
+            state.background = Some(PreparedBackground {
+                key,
+                frame: Arc::new(built),
+            });
         }
         Ok(state.background.as_ref().map(|b| &b.frame))
     }
@@ -372,7 +429,16 @@ impl ModnetMatte {
         }
         state.submitted += 1;
         state.last_size = size;
-        let submitted = if infer {
+        let submitted = if let Some(path) = state.device_path.clone() {
+            let spec = self.render_spec(state, settings, &info)?;
+            let out_info = state
+                .out_info
+                .clone()
+                .ok_or(gst::FlowError::NotNegotiated)?;
+            state.scheduler.submit_staged(move |engine: &Engine| {
+                render_job(engine, &path, spec, inbuf, info, out_info, infer)
+            })
+        } else if infer {
             state.scheduler.submit(move |engine: &Engine| {
                 let result = (|| {
                     let format = to_pixel_format(info.format()).ok_or("unsupported format")?;
@@ -396,6 +462,53 @@ impl ModnetMatte {
             self.complete(state, settings, d)?;
         }
         Ok(())
+    }
+
+    /// What the device path should make of the next frame, from the settings now.
+    fn render_spec(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        info: &gst_video::VideoInfo,
+    ) -> Result<RenderSpec, gst::FlowError> {
+        let format = to_pixel_format(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
+        let output = match state.output {
+            Output::Composite => OutputKind::Composite,
+            Output::Alpha => OutputKind::Alpha(
+                state
+                    .out_info
+                    .as_ref()
+                    .and_then(|o| to_pixel_format(o.format()))
+                    .ok_or(gst::FlowError::NotNegotiated)?,
+            ),
+            Output::Matte => OutputKind::Matte,
+        };
+        let mut background = BackgroundSource::Blur(settings.blur_radius);
+        if state.output == Output::Composite {
+            let shape = (format, info.width(), info.height(), yuv_matrix(info));
+            if let Some(bg) = self.prepare_background(state, settings, shape)? {
+                background = BackgroundSource::Frame(bg.clone());
+            }
+        }
+        Ok(RenderSpec {
+            output,
+            background,
+            threshold: settings.threshold,
+            smoothing: settings.temporal_smoothing as f32,
+        })
+    }
+
+    /// A frame ready to go out as an output buffer (the CPU path renders it now).
+    fn output(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        ready: Ready,
+    ) -> Result<gst::Buffer, gst::FlowError> {
+        match ready {
+            Ready::Matte(inbuf, alpha) => self.render(state, settings, &inbuf, &alpha),
+            Ready::Out(out) => Ok(out),
+        }
     }
 
     /// Whether QoS says this buffer is already too late to be worth the network.
@@ -456,12 +569,57 @@ impl ModnetMatte {
                 lock(&self.stats).reused += 1;
                 (inbuf, state.temporal.push_reused(&config, w, h))
             }
+            Done::Rendered {
+                result,
+                reused,
+                memory,
+            } => {
+                let (out, t) = result.map_err(|e| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("matting failed: {e}")
+                    );
+                    gst::FlowError::Error
+                })?;
+                let mut st = lock(&self.stats);
+                st.frames += 1;
+                st.device_frames += 1;
+                if reused {
+                    st.reused += 1;
+                } else {
+                    st.inference += t.inference;
+                    st.last_inference = t.inference;
+                    st.preprocess += t.preprocess;
+                    st.postprocess += t.postprocess;
+                }
+                st.compositing += t.compositing;
+                st.upload += t.upload;
+                st.download += t.download;
+                st.wall += t.wall;
+                st.total += t.wall;
+                (st.pinned_bytes, st.device_bytes) = memory;
+                let frames = st.frames;
+                drop(st);
+                gst::log!(
+                    CAT,
+                    imp = self,
+                    "frame {frames} out (device path): upload {:.2} ms, network {:.2} ms, compositing {:.2} ms, download and wait {:.2} ms, latency {:.2} ms",
+                    ms(t.upload),
+                    ms(t.inference),
+                    ms(t.compositing),
+                    ms(t.download),
+                    ms(t.wall)
+                );
+                state.ready.push_back(Ready::Out(out));
+                return Ok(());
+            }
         };
         state.pending.push_back(inbuf);
         if let Some(alpha) = finished
             && let Some(buf) = state.pending.pop_front()
         {
-            state.ready.push_back((buf, alpha));
+            state.ready.push_back(Ready::Matte(buf, alpha));
         }
         Ok(())
     }
@@ -517,8 +675,9 @@ impl ModnetMatte {
                 Output::Alpha => composite::with_alpha(&frame, &alpha_u8, &mut out),
                 Output::Composite => {
                     let blurred;
-                    let background = match self.prepare_background(state, settings, &frame)? {
-                        Some(bg) => bg,
+                    let shape = (frame.format, frame.width, frame.height, frame.matrix);
+                    let background = match self.prepare_background(state, settings, shape)? {
+                        Some(bg) => bg.as_ref(),
                         None => {
                             blurred =
                                 composite::blurred(&frame, settings.blur_radius).map_err(|e| {
@@ -575,7 +734,7 @@ impl ModnetMatte {
             if let Some(alpha) = state.temporal.drain()
                 && let Some(buf) = state.pending.pop_front()
             {
-                state.ready.push_back((buf, alpha));
+                state.ready.push_back(Ready::Matte(buf, alpha));
             }
             if !state.pending.is_empty() {
                 gst::warning!(
@@ -585,8 +744,8 @@ impl ModnetMatte {
                     state.pending.len()
                 );
             }
-            while let Some((buf, alpha)) = state.ready.pop_front() {
-                match self.render(state, &settings, &buf, &alpha) {
+            while let Some(ready) = state.ready.pop_front() {
+                match self.output(state, &settings, ready) {
                     Ok(out) => outputs.push(out),
                     Err(e) => gst::warning!(CAT, imp = self, "dropping a frame at drain: {e:?}"),
                 }
@@ -620,6 +779,76 @@ impl ModnetMatte {
             _ => gst::ClockTime::ZERO,
         }
     }
+}
+
+/// The device path's job, on the worker: issue the frame (upload, network, output
+/// frame, download); the second step, run once the next frame has been issued,
+/// waits for the result and fills the output buffer. `inbuf` lives until then, so a
+/// frame copied straight from its own page-locked memory stays valid.
+fn render_job(
+    engine: &Engine,
+    path: &DevicePath,
+    spec: RenderSpec,
+    inbuf: gst::Buffer,
+    info: gst_video::VideoInfo,
+    out_info: gst_video::VideoInfo,
+    infer: bool,
+) -> Step<Done> {
+    let issued = (|| -> Result<modnetmatte::InFlight, String> {
+        let format = to_pixel_format(info.format()).ok_or("unsupported format")?;
+        let vframe = VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), &info)
+            .map_err(|_| "input buffer does not match the caps")?;
+        let frame = input_frame(&vframe, format, yuv_matrix(&info))
+            .map_err(|_| "input buffer unreadable")?;
+        let mut guard = lock(path);
+        let (transfer, state) = &mut *guard;
+        engine
+            .render(transfer, state, &spec, &frame, infer)
+            .map_err(|e| e.to_string())
+    })();
+    let memory = {
+        let guard = lock(path);
+        let m = guard.0.memory();
+        (m.pinned_bytes, m.device_bytes + guard.1.device_bytes())
+    };
+    match issued {
+        Err(e) => Step::Done(Done::Rendered {
+            result: Err(e),
+            reused: !infer,
+            memory,
+        }),
+        Ok(in_flight) => Step::Later(Box::new(move || Done::Rendered {
+            result: finish_output(in_flight, &inbuf, &out_info),
+            reused: !infer,
+            memory,
+        })),
+    }
+}
+
+/// Waits for a device-path frame and writes it into a new output buffer carrying
+/// the input's timestamps, duration and flags.
+fn finish_output(
+    in_flight: modnetmatte::InFlight,
+    inbuf: &gst::Buffer,
+    out_info: &gst_video::VideoInfo,
+) -> Result<(gst::Buffer, StageTimings), String> {
+    let mut outbuf = gst::Buffer::with_size(out_info.size())
+        .map_err(|_| format!("cannot allocate a {} byte output buffer", out_info.size()))?;
+    let out = outbuf.get_mut().ok_or("output buffer not writable")?;
+    inbuf
+        .copy_into(
+            out,
+            gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS,
+            ..,
+        )
+        .map_err(|_| "cannot copy the input's timestamps")?;
+    let mut vout = VideoFrameRef::from_buffer_ref_writable(out, out_info)
+        .map_err(|_| "output buffer does not match the caps")?;
+    let mut frame =
+        output_frame(&mut vout, yuv_matrix(out_info)).map_err(|_| "output buffer unwritable")?;
+    let timings = in_flight.finish(&mut frame).map_err(|e| e.to_string())?;
+    drop(vout);
+    Ok((outbuf, timings))
 }
 
 fn input_frame<'a>(
@@ -793,9 +1022,14 @@ impl ObjectImpl for ModnetMatte {
                     .default_value(false)
                     .flags(live)
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("compositing", Compositing::default())
+                    .nick("Compositing")
+                    .blurb("Where the output frame is made: auto (on the GPU when the network runs on CUDA: the frame is uploaded once through page-locked memory and only the result comes back; else the CPU), cpu (the CPU always: the matte is copied back first), device (tensor ops on the network's device; on a CPU these are libtorch's kernels). ofd needs the mattes on the host, so with ofd=true it is the CPU. Set it in NULL or READY")
+                    .flags(at_start)
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Frames processed (and how many reused the previous matte) and milliseconds per frame since start: mean and last inference, mean preprocess, postprocess, compositing and total")
+                    .blurb("Frames processed (and how many reused the previous matte) and milliseconds per frame since start: mean and last inference, mean preprocess, postprocess, compositing and total; where compositing runs; on the device path mean upload, download and latency, the page-locked and device buffers held (MB) and the GPU's used and total memory (MB, all processes; 0 without CUDA)")
                     .read_only()
                     .build(),
             ]
@@ -829,6 +1063,7 @@ impl ObjectImpl for ModnetMatte {
             "ofd" => s.ofd = value.get().unwrap_or(false),
             "max-in-flight" => s.max_in_flight = value.get().unwrap_or(DEFAULT_IN_FLIGHT),
             "drop-late" => s.drop_late = value.get().unwrap_or(false),
+            "compositing" => s.compositing = value.get().unwrap_or_default(),
             other => gst::warning!(CAT, imp = self, "no writable property {other}"),
         }
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
@@ -853,6 +1088,7 @@ impl ObjectImpl for ModnetMatte {
             "ofd" => s.ofd.to_value(),
             "max-in-flight" => s.max_in_flight.to_value(),
             "drop-late" => s.drop_late.to_value(),
+            "compositing" => s.compositing.to_value(),
             "stats" => {
                 drop(s);
                 self.stats_structure().to_value()
@@ -924,10 +1160,10 @@ impl BaseTransformImpl for ModnetMatte {
         let settings = lock(&self.settings).clone();
         let mut guard = lock(&self.state);
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        let Some((inbuf, alpha)) = state.ready.pop_front() else {
+        let Some(ready) = state.ready.pop_front() else {
             return Ok(gst_base::subclass::base_transform::GenerateOutputSuccess::NoOutput);
         };
-        let out = self.render(state, &settings, &inbuf, &alpha)?;
+        let out = self.output(state, &settings, ready)?;
         Ok(gst_base::subclass::base_transform::GenerateOutputSuccess::Buffer(out))
     }
 
@@ -943,6 +1179,9 @@ impl BaseTransformImpl for ModnetMatte {
                     state.pending.clear();
                     state.ready.clear();
                     state.temporal.reset();
+                    if let Some(path) = &state.device_path {
+                        lock(path).1.reset();
+                    }
                 }
             }
             _ => {}
@@ -1042,7 +1281,51 @@ impl BaseTransformImpl for ModnetMatte {
             engine.device(),
             engine.device_note()
         );
-        *lock(&self.stats) = Stats::default();
+        let on_device = match settings.compositing {
+            Compositing::Auto => engine.device().is_cuda(),
+            Compositing::Cpu => false,
+            Compositing::Device => true,
+        };
+        let device_path = if on_device && settings.ofd {
+            gst::info!(
+                CAT,
+                imp = self,
+                "ofd holds mattes back on the host: compositing on the CPU"
+            );
+            None
+        } else if on_device {
+            let path = engine
+                .render_state()
+                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
+            Some(Arc::new(Mutex::new(path)))
+        } else {
+            None
+        };
+        let device_name = match engine.device() {
+            tch::Device::Cuda(i) => format!("cuda:{i}"),
+            _ => "cpu".to_string(),
+        };
+        gst::info!(
+            CAT,
+            imp = self,
+            "compositing on {}",
+            if device_path.is_some() {
+                &device_name
+            } else {
+                "the CPU"
+            }
+        );
+        *lock(&self.stats) = Stats {
+            compositing_on: match device_path {
+                Some(_) => format!("{device_name} (tensor ops)"),
+                None => "cpu".into(),
+            },
+            cuda_ordinal: match engine.device() {
+                tch::Device::Cuda(i) => Some(i),
+                _ => None,
+            },
+            ..Stats::default()
+        };
         let engine = Arc::new(engine);
         let scheduler = Scheduler::new(engine.clone(), settings.max_in_flight as usize)
             .map_err(|e| gst::error_msg!(gst::CoreError::Failed, ("{e}")))?;
@@ -1062,6 +1345,7 @@ impl BaseTransformImpl for ModnetMatte {
             picture,
             background: None,
             failed_picture: None,
+            device_path,
         });
         Ok(())
     }

@@ -63,11 +63,35 @@ pub enum Precision {
     Fp16 = 1,
 }
 
+/// Where the output frame is made.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstModnetMatteCompositing")]
+pub enum Compositing {
+    #[default]
+    #[enum_value(
+        name = "Auto: on the GPU when the network runs on CUDA (the frame stays there; only the result comes back), else on the CPU",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(
+        name = "CPU: integer loops on the streaming thread, the matte copied back first",
+        nick = "cpu"
+    )]
+    Cpu = 1,
+    #[enum_value(
+        name = "Device: tensor ops on the network's device, on the network's thread (on a CPU: libtorch's kernels)",
+        nick = "device"
+    )]
+    Device = 2,
+}
+
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     // Documents the enums' values in gst-inspect and the plugin docs.
     Output::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Background::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Precision::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    Compositing::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "modnetmatte",

@@ -1,0 +1,231 @@
+//! The device path (`compositing=device`: upload, network, output frame and download
+//! as one job on the worker) run on this machine's CPU through the same code the CUDA
+//! path takes, against the CPU loops (`compositing=cpu`); and what `auto` picks here.
+
+mod common;
+
+use common::*;
+use gst::glib;
+use gst::prelude::*;
+use gst_check::Harness;
+use gst_video::VideoFormat;
+use gst_video::prelude::*;
+
+fn element(compositing: &str, props: &[(&str, glib::Value)]) -> gst::Element {
+    init();
+    let e = gst::ElementFactory::make("modnetmatte")
+        .property("model", model())
+        .property("ref-size", 64u32)
+        .property("device", "cpu")
+        .build()
+        .expect("modnetmatte exists");
+    e.set_property_from_str("compositing", compositing);
+    for (name, value) in props {
+        e.set_property_from_value(name, value);
+    }
+    e
+}
+
+fn info(format: VideoFormat, w: u32, h: u32) -> gst_video::VideoInfo {
+    init();
+    gst_video::VideoInfo::builder(format, w, h)
+        .fps(gst::Fraction::new(30, 1))
+        .build()
+        .unwrap()
+}
+
+/// Pushes `n` photo frames (the photo shifted a little each frame, so the mattes
+/// differ), then EOS; returns every output as tight rows per plane, with the pts.
+fn run(e: gst::Element, info: &gst_video::VideoInfo, n: u64) -> Vec<(u64, Vec<Vec<u8>>)> {
+    let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
+    h.set_src_caps(info.to_caps().unwrap());
+    let (w, hh) = (info.width(), info.height());
+    let photo = photo_rgb(w + 8, hh);
+    for i in 0..n {
+        let shift = (i as usize % 4) * 2 * 3;
+        let rgb: Vec<u8> = photo
+            .chunks_exact(((w + 8) * 3) as usize)
+            .flat_map(|row| row[shift..shift + (w * 3) as usize].to_vec())
+            .collect();
+        let mut b = buffer_from_rgb(info, &rgb);
+        b.get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_mseconds(40 * i));
+        assert_eq!(h.push(b), Ok(gst::FlowSuccess::Ok));
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let caps = h.sinkpad().unwrap().current_caps().unwrap();
+    let out_info = gst_video::VideoInfo::from_caps(&caps).unwrap();
+    let mut out = Vec::new();
+    while let Some(b) = h.try_pull() {
+        let f = gst_video::VideoFrameRef::from_buffer_ref_readable(b.as_ref(), &out_info).unwrap();
+        let sizes = pixel_format(out_info.format()).plane_sizes(w as usize, hh as usize);
+        let planes = sizes
+            .iter()
+            .enumerate()
+            .map(|(p, (row, rows))| {
+                let stride = f.plane_stride()[p] as usize;
+                let data = f.plane_data(p as u32).unwrap();
+                (0..*rows)
+                    .flat_map(|y| data[y * stride..y * stride + row].to_vec())
+                    .collect()
+            })
+            .collect();
+        out.push((b.pts().unwrap().mseconds(), planes));
+    }
+    out
+}
+
+fn stats(e: &gst::Element) -> gst::Structure {
+    e.property::<gst::Structure>("stats")
+}
+
+fn max_diff(a: &[(u64, Vec<Vec<u8>>)], b: &[(u64, Vec<Vec<u8>>)]) -> u8 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .flat_map(|((pa, x), (pb, y))| {
+            assert_eq!(pa, pb);
+            x.iter()
+                .zip(y)
+                .flat_map(|(p, q)| p.iter().zip(q).map(|(u, v)| u.abs_diff(*v)))
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn device_compositing_gives_the_cpu_frames_in_every_format_and_output() {
+    let picture = prepared("data/images/rocket.jpg").display().to_string();
+    let settings: Vec<(&str, Vec<(&str, glib::Value)>)> = vec![
+        ("composite", vec![("blur-radius", 5u32.to_value())]),
+        ("composite", vec![("temporal-smoothing", 0.5f64.to_value())]),
+        ("alpha", vec![("mask-every", 2u32.to_value())]),
+        ("matte", vec![("threshold", 0.5f64.to_value())]),
+    ];
+    for format in SINK_FORMATS {
+        for (output, props) in &settings {
+            let configure = |e: &gst::Element| {
+                e.set_property_from_str("output", output);
+                for (k, v) in props {
+                    e.set_property_from_value(k, v);
+                }
+            };
+            let (cpu_e, dev_e) = (element("cpu", &[]), element("device", &[]));
+            configure(&cpu_e);
+            configure(&dev_e);
+            let i = info(format, 49, 31);
+            let cpu = run(cpu_e, &i, 4);
+            let dev = run(dev_e.clone(), &i, 4);
+            assert_eq!(dev.len(), 4, "{format:?} {output}");
+            // Alpha from YUV goes through float YUV -> RGB: a half may round the other way.
+            let tolerance = u8::from(*output == "alpha" && format.to_str().contains("Y"));
+            let d = max_diff(&cpu, &dev);
+            assert!(
+                d <= tolerance,
+                "{format:?} {output} {props:?}: differs by {d}"
+            );
+            let s = stats(&dev_e);
+            assert_eq!(
+                s.get::<String>("compositing-on").unwrap(),
+                "cpu (tensor ops)"
+            );
+            assert_eq!(s.get::<u64>("frames").unwrap(), 4);
+            let reused = if *output == "alpha" { 2 } else { 0 };
+            assert_eq!(
+                s.get::<u64>("frames-matte-reused").unwrap(),
+                reused,
+                "{output}"
+            );
+        }
+    }
+    // Colour and picture backgrounds, one format each family.
+    for format in [VideoFormat::Nv12, VideoFormat::Bgrx, VideoFormat::Yuy2] {
+        for (bg, extra) in [
+            ("color", ("background-color", 0xff20_40f0u32.to_value())),
+            ("image", ("background-image", picture.to_value())),
+        ] {
+            let (cpu_e, dev_e) = (
+                element("cpu", &[extra.clone()]),
+                element("device", &[extra]),
+            );
+            cpu_e.set_property_from_str("background", bg);
+            dev_e.set_property_from_str("background", bg);
+            let i = info(format, 64, 36);
+            let d = max_diff(&run(cpu_e, &i, 2), &run(dev_e, &i, 2));
+            assert_eq!(d, 0, "{format:?} {bg}");
+        }
+    }
+}
+
+#[test]
+fn order_timestamps_and_count_at_every_depth_and_the_flush_discards() {
+    let i = info(VideoFormat::I420, 64, 48);
+    for depth in 1..=3u32 {
+        let e = element("device", &[("max-in-flight", depth.to_value())]);
+        let out = run(e, &i, 7);
+        let pts: Vec<u64> = out.iter().map(|(p, _)| *p).collect();
+        assert_eq!(
+            pts,
+            (0..7).map(|n| 40 * n).collect::<Vec<_>>(),
+            "depth {depth}"
+        );
+    }
+    // A flush with frames in flight: only what comes after it is output.
+    let e = element("device", &[("max-in-flight", 3u32.to_value())]);
+    let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
+    h.set_src_caps(i.to_caps().unwrap());
+    let rgb = photo_rgb(64, 48);
+    let push = |h: &mut Harness, ms: u64| {
+        let mut b = buffer_from_rgb(&i, &rgb);
+        b.get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_mseconds(ms));
+        h.push(b).unwrap();
+    };
+    for n in 0..3 {
+        push(&mut h, 100 * n);
+    }
+    while h.try_pull().is_some() {}
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    for n in 10..12 {
+        push(&mut h, 100 * n);
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let mut after = Vec::new();
+    while let Some(b) = h.try_pull() {
+        after.push(b.pts().unwrap().mseconds());
+    }
+    assert_eq!(after, vec![1000, 1100]);
+}
+
+#[test]
+fn auto_on_a_cpu_machine_composites_with_the_cpu_loops() {
+    let i = info(VideoFormat::Rgb, 64, 48);
+    let e = element("auto", &[]);
+    e.set_property("device", "auto");
+    run(e.clone(), &i, 2);
+    let s = stats(&e);
+    let on = s.get::<String>("compositing-on").unwrap();
+    // On a GPU machine auto picks the device path; these tests run on CPU ones.
+    if !tch::Cuda::is_available() {
+        assert_eq!(on, "cpu");
+        assert_eq!(s.get::<f64>("gpu-memory-total-mb").unwrap(), 0.0);
+        assert_eq!(s.get::<f64>("pinned-mb").unwrap(), 0.0);
+    }
+    // ofd holds mattes on the host: it keeps the CPU loops even when asked otherwise.
+    let e = element("device", &[("ofd", true.to_value())]);
+    run(e.clone(), &i, 2);
+    assert_eq!(stats(&e).get::<String>("compositing-on").unwrap(), "cpu");
+    // The device path's own figures.
+    let e = element("device", &[]);
+    run(e.clone(), &i, 3);
+    let s = stats(&e);
+    assert!(s.get::<f64>("mean-latency-ms").unwrap() > 0.0);
+    assert!(s.get::<f64>("mean-inference-ms").unwrap() > 0.0);
+    assert_eq!(s.get::<f64>("pinned-mb").unwrap(), 0.0); // no CUDA: no page-locked memory
+}

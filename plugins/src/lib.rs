@@ -1,10 +1,12 @@
 //! GStreamer plugin `modnet`: the `modnetmatte` element (MODNet portrait matting and
-//! background replacement), a thin layer over the `modnetmatte` engine crate.
+//! background replacement), a thin layer over the `modnetmatte` engine crate, and the
+//! page-locked buffer pool it offers upstream on CUDA.
 
 use gst::glib;
 
 pub mod formats;
 mod modnetmatte;
+pub mod pinnedpool;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     modnetmatte::register(plugin)

@@ -229,3 +229,53 @@ fn auto_on_a_cpu_machine_composites_with_the_cpu_loops() {
     assert!(s.get::<f64>("mean-inference-ms").unwrap() > 0.0);
     assert_eq!(s.get::<f64>("pinned-mb").unwrap(), 0.0); // no CUDA: no page-locked memory
 }
+
+#[test]
+fn the_pool_hands_out_and_recycles_buffers_of_the_configured_size() {
+    init();
+    let caps = info(VideoFormat::I420, 64, 48).to_caps().unwrap();
+    // Plain memory, and a CUDA ordinal: page-locked on a GPU machine, plain here
+    // (no driver: it says so in the log and still serves).
+    for ordinal in [None, Some(0)] {
+        let pool = gstmodnet::pinnedpool::PinnedBufferPool::new(ordinal);
+        let mut config = pool.config();
+        config.set_params(Some(&caps), 4608, 2, 3);
+        pool.set_config(config).unwrap();
+        pool.set_active(true).unwrap();
+        let a = pool.acquire_buffer(None).unwrap();
+        let b = pool.acquire_buffer(None).unwrap();
+        assert_eq!((a.size(), b.size()), (4608, 4608));
+        let ptr = a.map_readable().unwrap().as_ptr();
+        drop(a);
+        // The released buffer comes back: its memory is allocated once, not per frame.
+        let c = pool.acquire_buffer(None).unwrap();
+        let d = pool.acquire_buffer(None).unwrap();
+        let ptrs = [
+            c.map_readable().unwrap().as_ptr(),
+            d.map_readable().unwrap().as_ptr(),
+        ];
+        assert!(ptrs.contains(&ptr), "{ordinal:?}");
+        drop((b, c, d));
+        pool.set_active(false).unwrap();
+    }
+}
+
+#[test]
+fn no_page_locked_pool_is_offered_without_cuda() {
+    let e = element("device", &[]);
+    e.set_property("device", "auto");
+    let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
+    let i = info(VideoFormat::Nv12, 64, 48);
+    h.set_src_caps(i.to_caps().unwrap());
+    h.push(buffer_from_rgb(&i, &photo_rgb(64, 48))).unwrap();
+    let mut q2 = gst::query::Allocation::new(Some(&i.to_caps().unwrap()), true);
+    assert!(e.static_pad("sink").unwrap().query(&mut q2));
+    let ours = q2
+        .allocation_pools()
+        .filter_map(|(pool, _, _, _)| pool)
+        .filter(|p| p.type_().name() == "GstModnetPinnedBufferPool")
+        .count();
+    // On a GPU machine the CUDA device path offers exactly one; on a CPU none (the
+    // element has loaded libtorch's CUDA library by now if there is one).
+    assert_eq!(ours, usize::from(tch::Cuda::is_available()));
+}

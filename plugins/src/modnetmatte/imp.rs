@@ -1212,6 +1212,45 @@ impl BaseTransformImpl for ModnetMatte {
         self.parent_src_event(event)
     }
 
+    /// On the CUDA device path, offers upstream a pool of page-locked buffers: frames
+    /// written there go to the GPU with no copy into staging memory.
+    fn propose_allocation(
+        &self,
+        decide_query: Option<&gst::query::Allocation>,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        self.parent_propose_allocation(decide_query, query)?;
+        let ordinal = lock(&self.state)
+            .as_ref()
+            .filter(|s| s.device_path.is_some())
+            .and_then(|s| match s.engine.device() {
+                tch::Device::Cuda(i) => Some(i),
+                _ => None,
+            });
+        let (Some(ordinal), (Some(caps), _)) = (ordinal, query.get()) else {
+            return Ok(());
+        };
+        let caps = caps.to_owned();
+        let info = gst_video::VideoInfo::from_caps(&caps)
+            .map_err(|_| gst::loggable_error!(CAT, "allocation query with unusable caps"))?;
+        let size = u32::try_from(info.size())
+            .map_err(|_| gst::loggable_error!(CAT, "frame too large for a pool"))?;
+        let pool = crate::pinnedpool::PinnedBufferPool::new(Some(ordinal));
+        let mut config = pool.config();
+        // Frames in flight hold their buffer until their result is back.
+        let min = lock(&self.settings).max_in_flight + 2;
+        config.set_params(Some(&caps), size, min, 0);
+        pool.set_config(config)
+            .map_err(|_| gst::loggable_error!(CAT, "the page-locked pool refused its config"))?;
+        query.add_allocation_pool(Some(&pool), size, min, 0);
+        gst::debug!(
+            CAT,
+            imp = self,
+            "offered a page-locked pool: {min}+ buffers of {size} bytes"
+        );
+        Ok(())
+    }
+
     fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
         let handled = BaseTransformImplExt::parent_query(self, direction, query);
         if handled

@@ -216,6 +216,7 @@ impl Engine {
         timings.upload = t1 - started;
         let matte = if infer {
             let input = preprocess::planes_to_input(&planes, frame, self.config.ref_size)?;
+            self.sync_if(transfer);
             let t2 = Instant::now();
             let out = self.model.forward(&input)?;
             self.sync_if(transfer);
@@ -247,6 +248,7 @@ impl Engine {
             frame.matrix,
             &smoothed,
         )?;
+        self.sync_if(transfer);
         let t6 = Instant::now();
         timings.compositing = t6 - t5;
         let download = transfer.download(output)?;

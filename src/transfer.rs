@@ -408,6 +408,15 @@ impl CudaLink {
                 [total as i64],
                 (Kind::Uint8, Device::Cuda(ordinal)),
             )?);
+            // libtorch's allocator may hand out a block its stream is still using
+            // (freed by queued work): our stream must not write it before that work
+            // is done.
+            // SAFETY: handles alive as long as self.
+            unsafe {
+                event::record(slot.consumed, TORCH_STREAM).map_err(cuda_err("record an event"))?;
+                stream::wait_event(self.upload_stream, slot.consumed, WAIT_DEFAULT)
+                    .map_err(cuda_err("order the upload"))?;
+            }
         }
         let device = slot
             .device

@@ -54,6 +54,8 @@ def main(argv=None) -> int:
         print("error: torch sees no CUDA device", file=sys.stderr)
         return 1
     sd = torch.load(args.state_dict, map_location="cpu", weights_only=True)
+    # gpu_bundle.sh stores the weights in fp16 to fit the device's carry limit.
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     model = MODNet()
     model.load_state_dict(sd, strict=True)
     model = model.eval().cuda()
@@ -65,8 +67,9 @@ def main(argv=None) -> int:
         for half in (False, True):
             m = model.half() if half else model.float()
             t, _ = run(m, frame, args.ref_size, half, args.warmup, args.repeat)
-            print(f"pytorch-eager {size} ref {args.ref_size} {'fp16' if half else 'fp32'}: "
-                  f"{t * 1e3:.2f} ms/frame, {1 / t:.0f} frames/s (median of {args.repeat})")
+            print(f"| pytorch eager (matte only) | {size} RGB | {'fp16' if half else 'fp32'} | cuda | - "
+                  f"| one at a time | {1 / t:.0f} frames/s, {t * 1e3:.2f} ms/frame | latency median {t * 1e3:.2f} ms | "
+                  f"ref {args.ref_size}, median of {args.repeat} |")
     return 0
 
 

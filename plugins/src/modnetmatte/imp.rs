@@ -1242,7 +1242,12 @@ impl BaseTransformImpl for ModnetMatte {
         config.set_params(Some(&caps), size, min, 0);
         pool.set_config(config)
             .map_err(|_| gst::loggable_error!(CAT, "the page-locked pool refused its config"))?;
-        query.add_allocation_pool(Some(&pool), size, min, 0);
+        // First in the list, so upstream takes it over any pool proposed before.
+        if query.allocation_pools().count() > 0 {
+            query.set_nth_allocation_pool(0, Some(&pool), size, min, 0);
+        } else {
+            query.add_allocation_pool(Some(&pool), size, min, 0);
+        }
         gst::debug!(
             CAT,
             imp = self,

@@ -1,0 +1,227 @@
+//! The `modnetmatte` element alone, fed frames through a pad of our own and drained
+//! into another (no other GStreamer plugin is needed, so a GPU machine without
+//! GStreamer's plugins can run it): frames per second and per-frame latency (push to
+//! output) for one configuration. Upstream buffers come from the pool the element
+//! proposes in the ALLOCATION query (page-locked on CUDA), as a real source's would.
+//! Prints one markdown table row (scripts/gpu_check.sh gathers them).
+//!
+//!     element-bench --size 1920x1080 --device cuda --precision fp16 --in-flight 2
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use gst::prelude::*;
+use gst_video::prelude::*;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Time the modnetmatte element: frames/s and latency")]
+struct Args {
+    #[arg(long, default_value = "1920x1080")]
+    size: String,
+    /// GStreamer format name: I420, NV12, YUY2, RGB, BGRx, ...
+    #[arg(long, default_value = "I420")]
+    format: String,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long, default_value = "fp32")]
+    precision: String,
+    #[arg(long, default_value_t = 512)]
+    ref_size: u32,
+    /// max-in-flight; a comma list runs each (the element restarted in between).
+    #[arg(long, default_value = "2", value_delimiter = ',')]
+    in_flight: Vec<u32>,
+    /// color or blur.
+    #[arg(long, default_value = "color")]
+    background: String,
+    /// auto, cpu or device.
+    #[arg(long, default_value = "auto")]
+    compositing: String,
+    #[arg(long, default_value_t = 300)]
+    frames: u64,
+    #[arg(long, default_value_t = 30)]
+    warmup: u64,
+    /// Allocate upstream buffers ourselves instead of taking the element's pool.
+    #[arg(long)]
+    no_pool: bool,
+    #[arg(
+        long,
+        env = "MODNETMATTE_MODEL",
+        default_value = "models/modnet_photographic.pt"
+    )]
+    model: PathBuf,
+    #[arg(long, default_value = "data/images/astronaut.png")]
+    photo: PathBuf,
+}
+
+fn main() -> Result<()> {
+    let a = Args::parse();
+    let (w, h) = a
+        .size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+        .with_context(|| format!("--size {}: expected WIDTHxHEIGHT", a.size))?;
+    gst::init()?;
+    gstmodnet::plugin_register_static()?;
+    let format = gst_video::VideoFormat::from_string(&a.format);
+    let pixel = gstmodnet::formats::to_pixel_format(format)
+        .with_context(|| format!("--format {}: not a format the element takes", a.format))?;
+    let info = gst_video::VideoInfo::builder(format, w, h)
+        .fps(gst::Fraction::new(30, 1))
+        .build()?;
+    let photo = image::open(&a.photo)
+        .with_context(|| format!("photo {}", a.photo.display()))?
+        .resize_exact(w, h, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    let frame = modnetmatte::composite::from_rgb(
+        pixel,
+        w,
+        h,
+        gstmodnet::formats::yuv_matrix(&info),
+        photo.as_raw(),
+    )?;
+    for &in_flight in &a.in_flight {
+        run(&a, &info, &frame, in_flight)?;
+    }
+    Ok(())
+}
+
+/// One element, fed `warmup + frames` frames; prints its row.
+fn run(
+    a: &Args,
+    info: &gst_video::VideoInfo,
+    frame: &modnetmatte::composite::OwnedFrame,
+    in_flight: u32,
+) -> Result<()> {
+    let (w, h, pixel) = (info.width(), info.height(), frame.format);
+    let caps = info.to_caps()?;
+
+    let element = gst::ElementFactory::make("modnetmatte")
+        .property("model", a.model.display().to_string())
+        .property("device", &a.device)
+        .property("ref-size", a.ref_size)
+        .property("max-in-flight", in_flight)
+        .build()?;
+    element.set_property_from_str("precision", &a.precision);
+    element.set_property_from_str("background", &a.background);
+    element.set_property_from_str("compositing", &a.compositing);
+
+    // Output arrival times by pts (ns), filled on the streaming thread.
+    let arrived: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let sink = {
+        let arrived = arrived.clone();
+        gst::Pad::builder(gst::PadDirection::Sink)
+            .name("bench-sink")
+            .chain_function(move |_, _, buf| {
+                if let (Some(pts), Ok(mut m)) = (buf.pts(), arrived.lock()) {
+                    m.insert(pts.nseconds(), Instant::now());
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build()
+    };
+    let src = gst::Pad::builder(gst::PadDirection::Src)
+        .name("bench-src")
+        .build();
+    let e_sink = element.static_pad("sink").context("sink pad")?;
+    let e_src = element.static_pad("src").context("src pad")?;
+    src.link(&e_sink)?;
+    e_src.link(&sink)?;
+    sink.set_active(true)?;
+    src.set_active(true)?;
+    element
+        .set_state(gst::State::Playing)
+        .context("the element did not start (model, device?)")?;
+    src.push_event(gst::event::StreamStart::new("bench"));
+    src.push_event(gst::event::Caps::new(&caps));
+    src.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+
+    let mut query = gst::query::Allocation::new(Some(&caps), true);
+    let pool = if a.no_pool || !src.peer_query(&mut query) {
+        None
+    } else {
+        query.allocation_pools().find_map(|(p, _, _, _)| p)
+    };
+    let pool_name = pool
+        .as_ref()
+        .map(|p| p.type_().name().to_string())
+        .unwrap_or_else(|| "none".into());
+    if let Some(p) = &pool {
+        p.set_active(true)?;
+    }
+
+    let mut pushed: HashMap<u64, Instant> = HashMap::new();
+    let mut first_timed = None;
+    for i in 0..(a.warmup + a.frames) {
+        let buffer = match &pool {
+            Some(p) => p.acquire_buffer(None)?,
+            None => gst::Buffer::with_size(info.size())?,
+        };
+        // Write the frame, as a camera or decoder would.
+        let mut vf = gst_video::VideoFrame::from_buffer_writable(buffer, info)
+            .map_err(|_| anyhow::anyhow!("buffer does not fit the caps"))?;
+        let sizes = pixel.plane_sizes(w as usize, h as usize);
+        for (p, (row, rows)) in sizes.iter().enumerate() {
+            let stride = vf.plane_stride()[p] as usize;
+            let dst = vf.plane_data_mut(p as u32)?;
+            for y in 0..*rows {
+                dst[y * stride..y * stride + row]
+                    .copy_from_slice(&frame.planes[p][y * row..(y + 1) * row]);
+            }
+        }
+        let mut buffer = vf.into_buffer();
+        let pts = gst::ClockTime::from_mseconds(33 * i);
+        buffer.get_mut().context("fresh buffer")?.set_pts(pts);
+        let now = Instant::now();
+        if i == a.warmup {
+            first_timed = Some(now);
+        }
+        pushed.insert(pts.nseconds(), now);
+        if let Err(e) = src.push(buffer) {
+            bail!("frame {i}: the element returned {e:?}");
+        }
+    }
+    src.push_event(gst::event::Eos::new());
+    element.set_state(gst::State::Null)?;
+
+    let arrived = arrived.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    if arrived.len() as u64 != a.warmup + a.frames {
+        bail!("{} frames in, {} out", a.warmup + a.frames, arrived.len());
+    }
+    let timed = |i: &u64| *i >= gst::ClockTime::from_mseconds(33 * a.warmup).nseconds();
+    let last = arrived
+        .iter()
+        .filter(|(k, _)| timed(k))
+        .map(|(_, t)| *t)
+        .max()
+        .context("no output")?;
+    let elapsed = last - first_timed.context("no timed frame")?;
+    let mut lat: Vec<f64> = pushed
+        .iter()
+        .filter(|(k, _)| timed(k))
+        .filter_map(|(k, t0)| arrived.get(k).map(|t1| (*t1 - *t0).as_secs_f64() * 1e3))
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    let fps = a.frames as f64 / elapsed.as_secs_f64();
+    let stats = element.property::<gst::Structure>("stats");
+    let on = stats.get::<String>("compositing-on").unwrap_or_default();
+    let gpu = stats.get::<f64>("gpu-memory-used-mb").unwrap_or(0.0);
+    let pinned = stats.get::<f64>("pinned-mb").unwrap_or(0.0);
+    println!(
+        "| element | {w}x{h} {} | {} | {} | {} | in flight {} | {fps:.0} frames/s, {:.2} ms/frame | latency median {:.2} ms, p95 {:.2} ms | compositing on {on}, upstream pool {pool_name}, pinned {pinned:.1} MB, GPU used {gpu:.0} MB |",
+        a.format,
+        a.precision,
+        a.device,
+        a.background,
+        in_flight,
+        1e3 / fps,
+        lat[lat.len() / 2],
+        lat[lat.len() * 95 / 100],
+    );
+    Ok(())
+}

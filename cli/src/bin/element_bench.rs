@@ -132,9 +132,18 @@ fn run(
     e_src.link(&sink)?;
     sink.set_active(true)?;
     src.set_active(true)?;
-    element
-        .set_state(gst::State::Playing)
-        .context("the element did not start (model, device?)")?;
+    let bus = gst::Bus::new();
+    element.set_bus(Some(&bus));
+    if element.set_state(gst::State::Playing).is_err() {
+        let why = bus
+            .iter()
+            .find_map(|m| match m.view() {
+                gst::MessageView::Error(e) => Some(e.error().to_string()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "no reason given".into());
+        bail!("the element did not start: {why}");
+    }
     src.push_event(gst::event::StreamStart::new("bench"));
     src.push_event(gst::event::Caps::new(&caps));
     src.push_event(gst::event::Segment::new(&gst::FormattedSegment::<

@@ -77,5 +77,8 @@ fn one_row_per_depth_for_both_compositing_paths() {
 fn a_missing_cuda_device_is_an_error_naming_it() {
     let (ok, out, err) = bench(&["--device", "cuda:3", "--frames", "1", "--size", "64x64"]);
     assert!(!ok, "{out}");
-    assert!(err.contains("did not start") && err.contains("device cuda:3"), "{err}");
+    assert!(
+        err.contains("did not start") && err.contains("device cuda:3"),
+        "{err}"
+    );
 }

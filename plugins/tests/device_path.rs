@@ -146,7 +146,7 @@ fn device_compositing_gives_the_cpu_frames_in_every_format_and_output() {
             ("image", ("background-image", picture.to_value())),
         ] {
             let (cpu_e, dev_e) = (
-                element("cpu", &[extra.clone()]),
+                element("cpu", std::slice::from_ref(&extra)),
                 element("device", &[extra]),
             );
             cpu_e.set_property_from_str("background", bg);

@@ -72,10 +72,6 @@ pub fn frame_planes(frame: &Frame<'_>) -> Result<Vec<Tensor>> {
 /// network's device, as `frame_planes` or the CUDA upload gives them); `frame` gives
 /// the format, size and matrix.
 pub fn planes_to_input(planes: &[Tensor], frame: &Frame<'_>, ref_size: u32) -> Result<Tensor> {
-    let device = planes
-        .first()
-        .map(Tensor::device)
-        .ok_or_else(|| crate::Error::InvalidFrame("a frame without planes".into()))?;
     let (w, h) = (frame.width as i64, frame.height as i64);
     let (rw, rh) = inference_size(frame.width, frame.height, ref_size);
     let (rw, rh) = (rw as i64, rh as i64);
@@ -89,11 +85,14 @@ pub fn planes_to_input(planes: &[Tensor], frame: &Frame<'_>, ref_size: u32) -> R
     if let Some(p) = frame.format.packed_rgb() {
         let bpp = p.bytes_per_pixel as i64;
         let hwc = plane(0)?.f_view([h, w, bpp])?;
-        let idx = Tensor::from_slice(&p.rgb.map(|c| c as i64)).f_to_device(device)?;
-        let chw = hwc
-            .f_index_select(2, &idx)?
-            .f_permute([2, 0, 1])?
-            .f_unsqueeze(0)?;
+        // select + stack, not index_select: an index tensor would be a synchronous
+        // host-to-device copy per frame on CUDA.
+        let channels = p
+            .rgb
+            .iter()
+            .map(|&c| hwc.f_select(2, c as i64))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let chw = Tensor::f_stack(&channels, 0)?.f_unsqueeze(0)?;
         // Same operations, same order as the Python reference: (x / 255 - 0.5) / 0.5.
         let x = chw.f_to_kind(Kind::Float)?;
         let x = x
@@ -110,8 +109,7 @@ pub fn planes_to_input(planes: &[Tensor], frame: &Frame<'_>, ref_size: u32) -> R
         }
         PixelFormat::Yuy2 => {
             let px = plane(0)?.f_view([h, cw, 4])?;
-            let y = px
-                .f_index_select(2, &Tensor::from_slice(&[0i64, 2]).f_to_device(device)?)?
+            let y = Tensor::f_stack(&[px.f_select(2, 0)?, px.f_select(2, 2)?], 2)?
                 .f_reshape([h, cw * 2])?
                 .f_narrow(1, 0, w)?;
             (y, px.f_select(2, 1)?, px.f_select(2, 3)?)

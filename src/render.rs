@@ -272,7 +272,7 @@ fn blend(
             let mut out = vec![mix(&fg[0], &bg[0], alpha)?];
             for (f, b) in fg.iter().zip(bg).skip(1) {
                 let a = if format == PixelFormat::Nv12 {
-                    ca.f_repeat_interleave_self_int(2, Some(1), None)?
+                    twice(&ca, 1)?
                 } else {
                     ca.shallow_clone()
                 };
@@ -318,7 +318,6 @@ fn with_alpha(
     out: PixelFormat,
 ) -> Result<Tensor> {
     let (w, h) = (width as i64, height as i64);
-    let device = alpha.device();
     let Some(op) = out.packed_rgb().filter(|p| p.bytes_per_pixel == 4) else {
         return Err(Error::InvalidFrame(format!("{out:?} has no alpha channel")));
     };
@@ -332,20 +331,21 @@ fn with_alpha(
             .ok_or_else(|| Error::InvalidFrame(format!("plane {i} is missing")))
     };
     // [h, w, 3] uint8 R, G, B.
+    // No index tensors anywhere here: each would be a synchronous host-to-device copy
+    // per frame on CUDA.
     let rgb = if let Some(ip) = format.packed_rgb() {
-        let idx = Tensor::from_slice(&ip.rgb.map(|c| c as i64)).f_to_device(device)?;
-        plane(0)?
-            .f_view([h, w, ip.bytes_per_pixel as i64])?
-            .f_index_select(2, &idx)?
+        let px = plane(0)?.f_view([h, w, ip.bytes_per_pixel as i64])?;
+        let channels = ip
+            .rgb
+            .iter()
+            .map(|&c| px.f_select(2, c as i64))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Tensor::f_stack(&channels, 2)?
     } else {
         let up = |t: Tensor, rows: i64| -> Result<Tensor> {
             // Nearest chroma: sample (x/2, y/rows).
-            let t = t.f_repeat_interleave_self_int(2, Some(1), None)?;
-            let t = if rows == 2 {
-                t.f_repeat_interleave_self_int(2, Some(0), None)?
-            } else {
-                t
-            };
+            let t = twice(&t, 1)?;
+            let t = if rows == 2 { twice(&t, 0)? } else { t };
             Ok(t.f_narrow(0, 0, h)?.f_narrow(1, 0, w)?)
         };
         let cw = (w + 1) / 2;
@@ -361,9 +361,7 @@ fn with_alpha(
             }
             PixelFormat::Yuy2 => {
                 let px = plane(0)?.f_view([h, cw, 4])?;
-                let idx = Tensor::from_slice(&[0i64, 2]).f_to_device(device)?;
-                let y = px
-                    .f_index_select(2, &idx)?
+                let y = Tensor::f_stack(&[px.f_select(2, 0)?, px.f_select(2, 2)?], 2)?
                     .f_reshape([h, cw * 2])?
                     .f_narrow(1, 0, w)?;
                 (y, up(px.f_select(2, 1)?, 1)?, up(px.f_select(2, 3)?, 1)?)
@@ -391,15 +389,29 @@ fn with_alpha(
         };
         Tensor::f_stack(&[channel(m[0])?, channel(m[1])?, channel(m[2])?], 2)?
     };
-    // Scatter R, G, B and alpha into their byte positions.
-    let mut order = [0i64; 4];
+    // R, G, B and alpha into their byte positions.
+    let mut bytes: [Option<Tensor>; 4] = Default::default();
     for (c, &pos) in op.rgb.iter().enumerate() {
-        order[pos] = c as i64;
+        bytes[pos] = Some(rgb.f_select(2, c as i64)?);
     }
-    order[alpha_byte] = 3;
-    let rgba = Tensor::f_cat(&[rgb, alpha.f_unsqueeze(2)?], 2)?;
-    let idx = Tensor::from_slice(&order).f_to_device(device)?;
-    Ok(rgba.f_index_select(2, &idx)?.f_view([h, w * 4])?)
+    bytes[alpha_byte] = Some(alpha.shallow_clone());
+    let bytes = bytes
+        .into_iter()
+        .map(|b| b.ok_or_else(|| Error::InvalidFrame(format!("{out:?}: a byte without a channel"))))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::f_stack(&bytes, 2)?.f_view([h, w * 4])?)
+}
+
+/// Each element twice along `dim` (nearest-neighbour 2x), by expand: no index
+/// tensor, no host round trip.
+fn twice(t: &Tensor, dim: i64) -> Result<Tensor> {
+    let mut size = t.size();
+    let d = dim as usize;
+    let x = t.f_unsqueeze(dim + 1)?;
+    let mut expanded = x.size();
+    expanded[d + 1] = 2;
+    size[d] *= 2;
+    Ok(x.f_expand(&expanded, false)?.f_reshape(&size)?)
 }
 
 /// (pixels per row, channels per pixel, radius) of each plane, as `composite::blurred`.

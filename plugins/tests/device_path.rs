@@ -279,3 +279,50 @@ fn no_page_locked_pool_is_offered_without_cuda() {
     // element has loaded libtorch's CUDA library by now if there is one).
     assert_eq!(ours, usize::from(tch::Cuda::is_available()));
 }
+
+#[test]
+fn renegotiation_mid_stream_on_the_device_path() {
+    // Frames of each caps keep their own size and format; the matte history and the
+    // background are rebuilt for the new size (smoothing on, a colour background).
+    let e = element(
+        "device",
+        &[
+            ("max-in-flight", 2u32.to_value()),
+            ("temporal-smoothing", 0.5f64.to_value()),
+        ],
+    );
+    e.set_property_from_str("background", "color");
+    let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
+    let mut n = 0u64;
+    for (format, w, hh) in [
+        (VideoFormat::Rgb, 64, 48),
+        (VideoFormat::I420, 81, 35),
+        (VideoFormat::Nv12, 32, 32),
+    ] {
+        let i = info(format, w, hh);
+        h.set_src_caps(i.to_caps().unwrap());
+        for _ in 0..3 {
+            let mut b = buffer_from_rgb(&i, &photo_rgb(w, hh));
+            b.get_mut()
+                .unwrap()
+                .set_pts(gst::ClockTime::from_mseconds(40 * n));
+            n += 1;
+            h.push(b).unwrap();
+        }
+        // The caps event for the next size drains these three first.
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let mut sizes = Vec::new();
+    while let Some(b) = h.try_pull() {
+        sizes.push(b.size());
+    }
+    let expected: Vec<usize> = [
+        info(VideoFormat::Rgb, 64, 48).size(),
+        info(VideoFormat::I420, 81, 35).size(),
+        info(VideoFormat::Nv12, 32, 32).size(),
+    ]
+    .iter()
+    .flat_map(|&s| [s; 3])
+    .collect();
+    assert_eq!(sizes, expected);
+}

@@ -53,7 +53,7 @@ done
 "$b/element-bench" "${common[@]}" --precision fp16 --size 1920x1080 --in-flight 2 --background blur >>"$rows" \
   || { echo "element-bench blur FAILED"; fail=1; }
 if [ "$device" = cuda ]; then
-  (cd tools && LD_LIBRARY_PATH="$torch_lib" python3 -m modnet.gpu_reference --state-dict "../$b/modnet_state_dict.pt" \
+  (cd tools && LD_LIBRARY_PATH="$torch_lib" python3 -m modnet.gpu_reference \
      --sizes "$(echo $sizes | tr ' ' ,)") | grep '^|' >>"$rows" || { echo "eager reference FAILED"; fail=1; }
 fi
 echo

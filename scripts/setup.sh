@@ -45,10 +45,13 @@ model=models/modnet_photographic.pt
 # Only what the export reads: editing the other tools must not trigger a re-export.
 export_inputs=(models/source/modnet_photographic.onnx tools/modnet/{__init__,model,weights,reference,export}.py tools/constraints.txt)
 want=$(cat "${export_inputs[@]}" | sha256sum | cut -d' ' -f1)
-if [ ! -f "$model" ] || [ "$(cat "$model.inputs.sha256" 2>/dev/null)" != "$want" ]; then
+if [ ! -f "$model" ] || [ ! -f "${model%.pt}_fp16.pt" ] || [ "$(cat "$model.inputs.sha256" 2>/dev/null)" != "$want" ]; then
   say "exporting $model"
   (cd tools && ../.venv/bin/python -m modnet.export --weights ../models/source/modnet_photographic.onnx \
       --out "../$model" --verify-image ../data/images/astronaut.png)
+  # The half-precision variant `precision=fp16` loads on CUDA (next to the model).
+  (cd tools && ../.venv/bin/python -m modnet.export --weights ../models/source/modnet_photographic.onnx \
+      --out "../${model%.pt}_fp16.pt" --verify-image ../data/images/astronaut.png --fp16)
   echo "$want" > "$model.inputs.sha256"
 fi
 # 5. Install the model where the element finds it without a path (its `model`
@@ -56,6 +59,7 @@ fi
 data_dir=${XDG_DATA_HOME:-$HOME/.local/share}/modnetmatte
 mkdir -p "$data_dir"
 ln -sfn "$PWD/$model" "$data_dir/modnet_photographic.pt"
+ln -sfn "$PWD/${model%.pt}_fp16.pt" "$data_dir/modnet_photographic_fp16.pt"
 # 6. The 3-second 1280x720 clip made from the real photos (the demo's input, and the
 #    camera stand-in of the pipeline and CLI tests).
 clip_inputs=(models/source/modnet_photographic.onnx tools/modnet/clip.py)

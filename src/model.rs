@@ -14,8 +14,10 @@ const PROBE_SIDE: i64 = 64;
 /// Values a sigmoid output may exceed [0,1] by through rounding.
 const RANGE_SLACK: f64 = 1e-5;
 
-/// The numbers the network computes in. fp16 runs on CUDA only (libtorch's CPU
-/// convolutions have no half kernels); the input and output stay float32 either way.
+/// The numbers the network computes in. fp16 is a model file of its own (the
+/// exporter's `--fp16` variant, `<name>_fp16.pt` next to the float32 one: half
+/// precision inside but for the backbone's first blocks, float32 in and out) and runs
+/// on CUDA only (on a CPU it is slower than fp32).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
     #[default]
@@ -45,6 +47,31 @@ impl std::fmt::Display for Precision {
     }
 }
 
+/// The half-precision variant of a model file: `<stem>_fp16.pt` in the same folder
+/// (a symbolic link, as in the data directory, is followed to the real file's folder
+/// when the variant is not beside the link itself). A path already naming a
+/// `_fp16.pt` file is its own variant.
+pub fn fp16_variant(path: &Path) -> PathBuf {
+    let beside = |p: &Path| -> PathBuf {
+        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+        if stem.ends_with("_fp16") {
+            return p.to_path_buf();
+        }
+        p.with_file_name(format!("{stem}_fp16.pt"))
+    };
+    let direct = beside(path);
+    if direct.exists() {
+        return direct;
+    }
+    match std::fs::canonicalize(path) {
+        Ok(real) if real != path => {
+            let resolved = beside(&real);
+            if resolved.exists() { resolved } else { direct }
+        }
+        _ => direct,
+    }
+}
+
 pub struct Model {
     module: CModule,
     path: PathBuf,
@@ -69,14 +96,31 @@ impl Model {
         Self::load_as(path, device, Precision::Fp32)
     }
 
-    /// As `load`, with the weights cast to `precision` (fp16 needs a CUDA device). The
-    /// probe then checks the contract at that precision.
+    /// As `load`, at `precision`: fp16 loads the half-precision variant next to
+    /// `path` (see `fp16_variant`) and needs a CUDA device. The probe checks the
+    /// contract either way.
     pub fn load_as(path: &Path, device: Device, precision: Precision) -> Result<Self> {
         if precision == Precision::Fp16 && !device.is_cuda() {
             return Err(Error::InvalidConfig(format!(
                 "precision fp16 needs a CUDA device, not {device:?}"
             )));
         }
+        let variant;
+        let path = match precision {
+            Precision::Fp32 => path,
+            Precision::Fp16 => {
+                variant = fp16_variant(path);
+                if !variant.exists() {
+                    return Err(Error::ModelLoad {
+                        path: variant,
+                        reason: "precision fp16 needs this half-precision variant of the model \
+                                 (scripts/setup.sh makes it; or tools/modnet/export.py --fp16)"
+                            .into(),
+                    });
+                }
+                variant.as_path()
+            }
+        };
         let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::ModelNotFound {
                 path: path.to_path_buf(),
@@ -97,11 +141,6 @@ impl Model {
             reason: first_line(&e.to_string()),
         })?;
         module.set_eval();
-        if precision == Precision::Fp16 {
-            // InstanceNorm in half: cuDNN accumulates its statistics in float, so the
-            // matte stays within a few levels of fp32 (gpu_check.sh measures it).
-            module.to(device, Kind::Half, false);
-        }
         let model = Self {
             module,
             path: path.to_path_buf(),
@@ -135,10 +174,8 @@ impl Model {
             // is per thread in libtorch, hence here, on the calling thread.
             tch::jit::f_set_graph_executor_optimize(false)?;
         }
-        let (kind, fed) = match self.precision {
-            Precision::Fp32 => (Kind::Float, input.shallow_clone()),
-            Precision::Fp16 => (Kind::Half, input.f_to_kind(Kind::Half)?),
-        };
+        // Both variants take and return float32 (the fp16 one casts inside).
+        let (kind, fed) = (Kind::Float, input.shallow_clone());
         let out = self
             .module
             .forward_is(&[IValue::Tensor(fed)])
@@ -173,11 +210,7 @@ impl Model {
                 out.kind()
             )));
         }
-        Ok(if kind == Kind::Float {
-            out
-        } else {
-            out.f_to_kind(Kind::Float)?
-        })
+        Ok(out)
     }
 
     fn probe(&self) -> Result<()> {

@@ -7,6 +7,9 @@ The output takes float32 [1,3,H,W] in [-1,1] (H, W multiples of 32) and returns 
 matte, float32 [1,1,H,W] in [0,1]. The export checks itself before writing: the
 scripted module against onnxruntime on the source ONNX (or, for a checkpoint, against
 the eager PyTorch model), on the verification image at the reference size.
+With --fp16 it writes the half-precision variant for CUDA (`MODNetFp16`: float32
+in and out, half inside but for the backbone's first blocks), checked against the
+same reference within 4/255.
 Exit status: 0 written, 1 verification failed, 2 bad input.
 """
 
@@ -22,10 +25,11 @@ import numpy as np
 import torch
 
 from . import reference
-from .model import MODNet
+from .model import MODNet, MODNetFp16
 from .weights import WeightsError, detect_format, load_state_dict
 
 DEFAULT_TOLERANCE = 1e-4
+FP16_TOLERANCE = 4 / 255
 
 
 class VerificationError(Exception):
@@ -38,7 +42,7 @@ def build_model(weights: Path) -> MODNet:
     return model.eval()
 
 
-def script(model: MODNet) -> torch.jit.ScriptModule:
+def script(model: torch.nn.Module) -> torch.jit.ScriptModule:
     with torch.no_grad():
         scripted = torch.jit.script(model)
         # Freezing inlines the weights as constants and folds the backbone's
@@ -72,15 +76,23 @@ def verify(scripted, weights: Path, model: MODNet, image: np.ndarray, ref_size: 
             ref = model(x)
         against = "the eager PyTorch model"
     diff = float((ours - ref).abs().max())
-    print(f"verify: {x.shape[3]}x{x.shape[2]} max|diff| = {diff:.2e} against {against} (limit {tol:.0e})")
+    print(f"verify: {x.shape[3]}x{x.shape[2]} max|diff| = {diff:.2e} ({diff * 255:.2f}/255) against {against} "
+          f"(limit {tol:.2e})")
     if not diff <= tol:  # also catches NaN
         raise VerificationError(f"scripted matte differs from {against} by {diff:.3e} > {tol:.0e}")
     return diff
 
 
-def export(weights: Path, out: Path, image_path: Path | None, ref_size: int = 512, tol: float = DEFAULT_TOLERANCE):
+def export(
+    weights: Path,
+    out: Path,
+    image_path: Path | None,
+    ref_size: int = 512,
+    tol: float = DEFAULT_TOLERANCE,
+    fp16: bool = False,
+):
     model = build_model(weights)
-    scripted = script(model)
+    scripted = script(MODNetFp16(model) if fp16 else model)
     if image_path is not None:
         verify(scripted, weights, model, load_rgb(image_path), ref_size, tol)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -102,11 +114,14 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, type=Path, help="TorchScript file to write")
     p.add_argument("--verify-image", type=Path, help="RGB image for the self-check (skipped if absent)")
     p.add_argument("--ref-size", type=int, default=512)
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    p.add_argument("--tolerance", type=float, help=f"max |diff| (default {DEFAULT_TOLERANCE:g}; --fp16: 4/255)")
+    p.add_argument("--fp16", action="store_true", help="write the half-precision variant for CUDA")
     args = p.parse_args(argv)
+    if args.tolerance is None:
+        args.tolerance = FP16_TOLERANCE if args.fp16 else DEFAULT_TOLERANCE
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     try:
-        export(args.weights, args.out, args.verify_image, args.ref_size, args.tolerance)
+        export(args.weights, args.out, args.verify_image, args.ref_size, args.tolerance, args.fp16)
     except WeightsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -2,10 +2,11 @@
 time, the way the official webcam demo runs it (upload, normalise, resize, forward,
 resize back, download), at fp32 and fp16. Prints one line per configuration.
 
-    python3 -m modnet.gpu_reference --state-dict modnet_state_dict.pt --sizes 1280x720,1920x1080
+    python3 -m modnet.gpu_reference --sizes 1280x720,1920x1080 [--state-dict modnet_state_dict.pt]
 
-Needs only torch (no numpy or PIL): frames are random uint8 images of each size, as
-timing does not depend on the content.
+Needs only torch (no numpy or PIL): frames are random uint8 images of each size and,
+without --state-dict, the weights are random too (scripts/gpu_check.sh: the bundle
+has no room for them), as timing does not depend on either.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def run(model, frame_cpu, ref_size, half, warmup, repeat):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m modnet.gpu_reference", description=__doc__.split("\n\n")[0])
-    p.add_argument("--state-dict", required=True)
+    p.add_argument("--state-dict", help="weights (default: random; the timing is the same)")
     p.add_argument("--sizes", default="1280x720,1920x1080")
     p.add_argument("--ref-size", type=int, default=512)
     p.add_argument("--warmup", type=int, default=10)
@@ -53,11 +54,10 @@ def main(argv=None) -> int:
     if not torch.cuda.is_available():
         print("error: torch sees no CUDA device", file=sys.stderr)
         return 1
-    sd = torch.load(args.state_dict, map_location="cpu", weights_only=True)
-    # gpu_bundle.sh stores the weights in fp16 to fit the device's carry limit.
-    sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     model = MODNet()
-    model.load_state_dict(sd, strict=True)
+    if args.state_dict:
+        sd = torch.load(args.state_dict, map_location="cpu", weights_only=True)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=True)
     model = model.eval().cuda()
     torch.backends.cudnn.benchmark = True
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}")

@@ -960,7 +960,7 @@ impl ObjectImpl for ModnetMatte {
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("precision", Precision::default())
                     .nick("Precision")
-                    .blurb("Numbers the network computes in: fp32, or fp16 on CUDA (about 2x less memory traffic, the matte within a few levels of fp32; on a CPU fp32 runs instead, said in the log). Set it in NULL or READY")
+                    .blurb("Numbers the network computes in: fp32, or fp16 on CUDA, which loads the half-precision variant <model>_fp16.pt next to the model file (made by setup: half precision but for the backbone's first blocks, which the matte is sensitive to; the photo within about 1/255 of fp32). On a CPU fp32 runs instead, said in the log. Set it in NULL or READY")
                     .flags(at_start)
                     .build(),
                 glib::ParamSpecUInt::builder("ref-size")

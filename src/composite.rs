@@ -177,23 +177,8 @@ fn from_rgb_pixels(
 pub fn blurred(frame: &Frame<'_>, radius: u32) -> Result<OwnedFrame> {
     frame.validate()?;
     let mut out = OwnedFrame::zeroed(frame.format, frame.width, frame.height, frame.matrix);
-    let (w, h) = (frame.width as usize, frame.height as usize);
-    let r = radius as usize;
-    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-    // (plane, pixels per row, rows, channels per pixel, radius)
-    let jobs: Vec<(usize, usize, usize, usize, usize)> = match frame.format {
-        PixelFormat::I420 => vec![
-            (0, w, h, 1, r),
-            (1, cw, ch, 1, r / 2),
-            (2, cw, ch, 1, r / 2),
-        ],
-        PixelFormat::Nv12 => vec![(0, w, h, 1, r), (1, cw, ch, 2, r / 2)],
-        // Y0 U Y1 V blurred as a 4-channel picture of half width.
-        PixelFormat::Yuy2 => vec![(0, cw, h, 4, r / 2)],
-        PixelFormat::Gray8 => vec![(0, w, h, 1, r)],
-        f => vec![(0, w, h, f.packed_rgb().map_or(3, |p| p.bytes_per_pixel), r)],
-    };
-    for (i, pw, ph, channels, radius) in jobs {
+    let jobs = blur_planes(frame.format, frame.width, frame.height, radius);
+    for (i, (pw, ph, channels, radius)) in jobs.into_iter().enumerate() {
         let src = &frame.planes[i];
         let mut buf: Vec<u8> = (0..ph)
             .flat_map(|y| {
@@ -208,6 +193,27 @@ pub fn blurred(frame: &Frame<'_>, radius: u32) -> Result<OwnedFrame> {
         out.planes[i] = buf;
     }
     Ok(out)
+}
+
+/// How each plane is blurred, in plane order: (pixels per row, rows, channels per
+/// pixel, radius). Chroma planes take half the radius; YUY2's Y0 U Y1 V is blurred as
+/// a 4-channel picture of half width. Shared by the CPU loops and `render`.
+pub fn blur_planes(
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    radius: u32,
+) -> Vec<(usize, usize, usize, usize)> {
+    let (w, h) = (width as usize, height as usize);
+    let r = radius as usize;
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    match format {
+        PixelFormat::I420 => vec![(w, h, 1, r), (cw, ch, 1, r / 2), (cw, ch, 1, r / 2)],
+        PixelFormat::Nv12 => vec![(w, h, 1, r), (cw, ch, 2, r / 2)],
+        PixelFormat::Yuy2 => vec![(cw, h, 4, r / 2)],
+        PixelFormat::Gray8 => vec![(w, h, 1, r)],
+        f => vec![(w, h, f.packed_rgb().map_or(3, |p| p.bytes_per_pixel), r)],
+    }
 }
 
 /// In-place separable box blur of a packed `w` x `h` x `c` picture, edges clamped.

@@ -8,7 +8,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::composite::OwnedFrame;
+use crate::composite::{self, OwnedFrame};
 use crate::error::{Error, Result};
 use crate::frame::{PixelFormat, YuvMatrix};
 
@@ -174,8 +174,8 @@ pub fn render(
             let background = match &spec.background {
                 BackgroundSource::Blur(radius) => planes
                     .iter()
-                    .zip(blur_jobs(format, width, height, *radius))
-                    .map(|(p, (pw, c, r))| box_blur3(p, pw, c, r))
+                    .zip(composite::blur_planes(format, width, height, *radius))
+                    .map(|(p, (pw, _, c, r))| box_blur3(p, pw as i64, c as i64, r as i64))
                     .collect::<Result<Vec<_>>>()?,
                 BackgroundSource::Frame(frame) => {
                     if (frame.format, frame.width, frame.height) != (format, width, height) {
@@ -412,20 +412,6 @@ fn twice(t: &Tensor, dim: i64) -> Result<Tensor> {
     expanded[d + 1] = 2;
     size[d] *= 2;
     Ok(x.f_expand(&expanded, false)?.f_reshape(&size)?)
-}
-
-/// (pixels per row, channels per pixel, radius) of each plane, as `composite::blurred`.
-fn blur_jobs(format: PixelFormat, width: u32, height: u32, r: u32) -> Vec<(i64, i64, i64)> {
-    let (w, _h) = (width as i64, height as i64);
-    let cw = (w + 1) / 2;
-    let r = i64::from(r);
-    match format {
-        PixelFormat::I420 => vec![(w, 1, r), (cw, 1, r / 2), (cw, 1, r / 2)],
-        PixelFormat::Nv12 => vec![(w, 1, r), (cw, 2, r / 2)],
-        PixelFormat::Yuy2 => vec![(cw, 4, r / 2)],
-        PixelFormat::Gray8 => vec![(w, 1, r)],
-        f => vec![(w, f.packed_rgb().map_or(3, |p| p.bytes_per_pixel) as i64, r)],
-    }
 }
 
 /// Three passes of the separable box blur of `composite::box_blur` (edges clamped,

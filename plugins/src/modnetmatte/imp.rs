@@ -464,6 +464,12 @@ impl ModnetMatte {
         Ok(())
     }
 
+    /// Posts a worker's failure on the bus; the flow error to return.
+    fn matting_failed(&self, e: &str) -> gst::FlowError {
+        gst::element_imp_error!(self, gst::StreamError::Failed, ("matting failed: {e}"));
+        gst::FlowError::Error
+    }
+
     /// What the device path should make of the next frame, from the settings now.
     fn render_spec(
         &self,
@@ -539,14 +545,7 @@ impl ModnetMatte {
         };
         let (inbuf, finished) = match done {
             Done::Matte(inbuf, result) => {
-                let (matte, timings) = result.map_err(|e| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Failed,
-                        ("matting failed: {e}")
-                    );
-                    gst::FlowError::Error
-                })?;
+                let (matte, timings) = result.map_err(|e| self.matting_failed(&e))?;
                 let mut st = lock(&self.stats);
                 st.inference += timings.inference;
                 st.last_inference = timings.inference;
@@ -574,14 +573,7 @@ impl ModnetMatte {
                 reused,
                 memory,
             } => {
-                let (out, t) = result.map_err(|e| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Failed,
-                        ("matting failed: {e}")
-                    );
-                    gst::FlowError::Error
-                })?;
+                let (out, t) = result.map_err(|e| self.matting_failed(&e))?;
                 let mut st = lock(&self.stats);
                 st.frames += 1;
                 st.device_frames += 1;
@@ -794,23 +786,21 @@ fn render_job(
     out_info: gst_video::VideoInfo,
     infer: bool,
 ) -> Step<Done> {
+    let mut guard = lock(path);
+    let (transfer, state) = &mut *guard;
     let issued = (|| -> Result<modnetmatte::InFlight, String> {
         let format = to_pixel_format(info.format()).ok_or("unsupported format")?;
         let vframe = VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), &info)
             .map_err(|_| "input buffer does not match the caps")?;
         let frame = input_frame(&vframe, format, yuv_matrix(&info))
             .map_err(|_| "input buffer unreadable")?;
-        let mut guard = lock(path);
-        let (transfer, state) = &mut *guard;
         engine
             .render(transfer, state, &spec, &frame, infer)
             .map_err(|e| e.to_string())
     })();
-    let memory = {
-        let guard = lock(path);
-        let m = guard.0.memory();
-        (m.pinned_bytes, m.device_bytes + guard.1.device_bytes())
-    };
+    let m = transfer.memory();
+    let memory = (m.pinned_bytes, m.device_bytes + state.device_bytes());
+    drop(guard);
     match issued {
         Err(e) => Step::Done(Done::Rendered {
             result: Err(e),

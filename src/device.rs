@@ -105,7 +105,7 @@ pub fn resolve(request: DeviceRequest) -> Result<Resolved> {
 }
 
 /// Loads libtorch_cuda.so once per process (kept loaded); the error says why not.
-fn load_cuda_runtime() -> std::result::Result<(), String> {
+pub(crate) fn load_cuda_runtime() -> std::result::Result<(), String> {
     static LOADED: std::sync::OnceLock<std::result::Result<(), String>> =
         std::sync::OnceLock::new();
     LOADED

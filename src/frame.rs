@@ -164,6 +164,15 @@ pub struct Plane<'a> {
     pub stride: usize,
 }
 
+/// What a frame is, without its bytes: format, size and (for YUV) colour matrix.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameShape {
+    pub format: PixelFormat,
+    pub width: u32,
+    pub height: u32,
+    pub matrix: YuvMatrix,
+}
+
 /// A borrowed frame: its format, size, planes and (for YUV) colour matrix.
 #[derive(Debug, Clone)]
 pub struct Frame<'a> {
@@ -184,6 +193,15 @@ impl<'a> Frame<'a> {
             height,
             planes: vec![Plane { data, stride }],
             matrix: YuvMatrix::BT601,
+        }
+    }
+
+    pub fn shape(&self) -> FrameShape {
+        FrameShape {
+            format: self.format,
+            width: self.width,
+            height: self.height,
+            matrix: self.matrix,
         }
     }
 

@@ -3,13 +3,17 @@
 //! `model` (the TorchScript forward pass) -> `postprocess` (resize back, quantise), then
 //! `composite` (backgrounds, blending, alpha output); `engine` ties them together on a
 //! `device`. The device path (`render` on tensors, `transfer` for pinned CUDA copies)
-//! keeps the frame on the GPU from upload to download. See ARCHITECTURE.md.
+//! keeps the frame on the GPU from upload to download, on a stream of its own, with
+//! its stages replayed from CUDA graphs (`graphs`, through the C++ shim in `cuda`).
+//! See ARCHITECTURE.md.
 
 pub mod composite;
+pub mod cuda;
 pub mod device;
 pub mod engine;
 pub mod error;
 pub mod frame;
+pub mod graphs;
 pub mod model;
 pub mod postprocess;
 pub mod preprocess;
@@ -21,7 +25,7 @@ pub mod transfer;
 pub use device::DeviceRequest;
 pub use engine::{Engine, EngineConfig, InFlight, StageTimings};
 pub use error::{Error, Result};
-pub use frame::{Frame, FrameMut, PixelFormat, YuvMatrix};
+pub use frame::{Frame, FrameMut, FrameShape, PixelFormat, YuvMatrix};
 pub use model::Precision;
 pub use postprocess::Matte;
 pub use preprocess::inference_size;

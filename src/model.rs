@@ -1,7 +1,8 @@
 //! The TorchScript MODNet: loading, the contract check, the forward pass.
 //!
-//! Contract (models/README.md): input float32 [1,3,H,W] in [-1,1], H and W multiples
-//! of 32; output one float32 tensor [1,1,H,W] with values in [0,1].
+//! Contract (models/README.md): input float32 [N,3,H,W] in [-1,1], H and W multiples
+//! of 32; output one float32 tensor [N,1,H,W] with values in [0,1] (N frames at once:
+//! MODNet's norms are per frame in eval mode, so a batch gives each frame's own matte).
 
 use std::path::{Path, PathBuf};
 
@@ -195,7 +196,8 @@ impl Model {
             }
         };
         let size = input.size();
-        let expected = [1, 1, size[2], size[3]];
+        // One matte per frame of the batch.
+        let expected = [size[0], 1, size[2], size[3]];
         if out.size() != expected {
             return Err(self.contract(format!(
                 "returned shape {:?} for input {:?} (expected {:?})",

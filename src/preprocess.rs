@@ -5,7 +5,7 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::error::Result;
-use crate::frame::{Frame, PixelFormat, Plane};
+use crate::frame::{Frame, FrameShape, PixelFormat, Plane};
 
 /// No side of the network input is ever smaller than this (MODNet downsamples by 32).
 pub const MIN_SIDE: u32 = 32;
@@ -53,7 +53,7 @@ pub fn to_input(frame: &Frame<'_>, ref_size: u32, device: Device) -> Result<Tens
         .into_iter()
         .map(|p| p.f_to_device(device))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    planes_to_input(&planes, frame, ref_size)
+    planes_to_input(&planes, &frame.shape(), ref_size)
 }
 
 /// A frame's planes as uint8 [rows, row_bytes] tensors on the CPU, padding dropped.
@@ -69,9 +69,9 @@ pub fn frame_planes(frame: &Frame<'_>) -> Result<Vec<Tensor>> {
 }
 
 /// The network input from a frame's planes (uint8 [rows, row_bytes] each, on the
-/// network's device, as `frame_planes` or the CUDA upload gives them); `frame` gives
-/// the format, size and matrix.
-pub fn planes_to_input(planes: &[Tensor], frame: &Frame<'_>, ref_size: u32) -> Result<Tensor> {
+/// network's device, as `frame_planes` or the CUDA upload gives them) of a frame of
+/// this shape.
+pub fn planes_to_input(planes: &[Tensor], frame: &FrameShape, ref_size: u32) -> Result<Tensor> {
     let (w, h) = (frame.width as i64, frame.height as i64);
     let (rw, rh) = inference_size(frame.width, frame.height, ref_size);
     let (rw, rh) = (rw as i64, rh as i64);

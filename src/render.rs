@@ -10,7 +10,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::composite::{self, OwnedFrame};
 use crate::error::{Error, Result};
-use crate::frame::{PixelFormat, YuvMatrix};
+use crate::frame::{FrameShape, PixelFormat, YuvMatrix};
 
 /// What comes out of the element for each frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,30 +45,27 @@ pub struct RenderSpec {
 }
 
 /// What the device path keeps between frames: the last raw matte (mask-every reuses
-/// it), the EMA, the uploaded background.
+/// it), the EMA, the uploaded background, and the stages (CUDA graphs) per shape.
 #[derive(Debug, Default)]
 pub struct RenderState {
+    pub(crate) history: MatteHistory,
+    pub(crate) background: BackgroundCache,
+    pub(crate) stages: crate::graphs::Cache,
+}
+
+/// The mattes a stream has seen: the last raw one and the EMA.
+#[derive(Debug, Default)]
+pub struct MatteHistory {
     size: (u32, u32),
     last_raw: Option<Tensor>,
     ema: Option<Tensor>,
-    background: Option<(std::sync::Arc<OwnedFrame>, Vec<Tensor>)>,
 }
 
-impl RenderState {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Forgets the matte history (flush, new stream); the background stays.
-    pub fn reset(&mut self) {
-        self.size = (0, 0);
-        self.last_raw = None;
-        self.ema = None;
-    }
-
+impl MatteHistory {
     /// The matte for this frame after the EMA: `matte` (float [h,w] in [0,1], on the
     /// device) from the network, or `None` to reuse the last one (mask-every).
-    /// Same rule as `temporal::Temporal::push` / `push_reused` without OFD.
+    /// Same rule as `temporal::Temporal::push` / `push_reused` without OFD. A size
+    /// change forgets the history.
     pub fn smooth(
         &mut self,
         matte: Option<Tensor>,
@@ -78,7 +75,7 @@ impl RenderState {
         device: Device,
     ) -> Result<Tensor> {
         if self.size != (width, height) {
-            self.reset();
+            *self = Self::default();
             self.size = (width, height);
         }
         let raw = match matte {
@@ -101,14 +98,20 @@ impl RenderState {
         self.ema = Some(smoothed.shallow_clone());
         Ok(smoothed)
     }
+}
 
+/// The background frame on the device, uploaded once per new `Arc`.
+#[derive(Debug, Default)]
+pub struct BackgroundCache(Option<(std::sync::Arc<OwnedFrame>, Vec<Tensor>)>);
+
+impl BackgroundCache {
     /// The background planes on `device`, uploading only when the frame changed.
-    fn background_planes(
+    pub fn planes(
         &mut self,
         frame: &std::sync::Arc<OwnedFrame>,
         device: Device,
     ) -> Result<Vec<Tensor>> {
-        if let Some((held, planes)) = &self.background
+        if let Some((held, planes)) = &self.0
             && std::sync::Arc::ptr_eq(held, frame)
         {
             return Ok(planes.iter().map(Tensor::shallow_clone).collect());
@@ -126,26 +129,60 @@ impl RenderState {
                     .f_to_device(device)
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        self.background = Some((
+        self.0 = Some((
             frame.clone(),
             planes.iter().map(Tensor::shallow_clone).collect(),
         ));
         Ok(planes)
     }
 
-    /// Bytes of device memory the state holds (mattes and background).
+    fn bytes(&self) -> usize {
+        self.0
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|t| t.numel() * t.kind().elt_size_in_bytes()))
+            .sum()
+    }
+}
+
+impl RenderState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets the matte history (flush, new stream); the background and the captured
+    /// stages stay.
+    pub fn reset(&mut self) {
+        self.history = MatteHistory::default();
+    }
+
+    /// See `MatteHistory::smooth`.
+    pub fn smooth(
+        &mut self,
+        matte: Option<Tensor>,
+        width: u32,
+        height: u32,
+        smoothing: f32,
+        device: Device,
+    ) -> Result<Tensor> {
+        self.history.smooth(matte, width, height, smoothing, device)
+    }
+
+    /// Bytes of device memory the state holds (mattes and background; not the
+    /// graphs' private pools, which the GPU's memory figure includes).
     pub fn device_bytes(&self) -> usize {
         let bytes = |t: &Tensor| t.numel() * t.kind().elt_size_in_bytes();
-        self.last_raw
+        self.history
+            .last_raw
             .iter()
-            .chain(&self.ema)
+            .chain(&self.history.ema)
             .map(bytes)
             .sum::<usize>()
-            + self
-                .background
-                .iter()
-                .flat_map(|(_, p)| p.iter().map(bytes))
-                .sum::<usize>()
+            + self.background.bytes()
+    }
+
+    /// What the CUDA graphs have done for this stream.
+    pub fn graph_status(&self) -> crate::graphs::Status {
+        self.stages.status()
     }
 }
 
@@ -163,6 +200,29 @@ pub fn render(
     matrix: YuvMatrix,
     matte: &Tensor,
 ) -> Result<Vec<Tensor>> {
+    let shape = FrameShape {
+        format,
+        width,
+        height,
+        matrix,
+    };
+    output_planes(&mut state.background, spec, planes, &shape, matte)
+}
+
+/// As `render`, with the frame's shape as one value and only the background cache.
+pub fn output_planes(
+    background: &mut BackgroundCache,
+    spec: &RenderSpec,
+    planes: &[Tensor],
+    shape: &FrameShape,
+    matte: &Tensor,
+) -> Result<Vec<Tensor>> {
+    let FrameShape {
+        format,
+        width,
+        height,
+        matrix,
+    } = *shape;
     let device = matte.device();
     let alpha = alpha_u8(matte, spec.threshold)?;
     match spec.output {
@@ -184,7 +244,7 @@ pub fn render(
                             frame.width, frame.height, frame.format
                         )));
                     }
-                    state.background_planes(frame, device)?
+                    background.planes(frame, device)?
                 }
             };
             blend(planes, &background, format, width, height, &alpha)

@@ -42,7 +42,12 @@ impl<R: Send + 'static> Scheduler<R> {
         let (res_tx, res_rx) = bounded::<(u64, R)>(max_in_flight);
         let worker = std::thread::Builder::new()
             .name("modnetmatte-net".into())
-            .spawn(move || work(&engine, &job_rx, &res_tx, max_in_flight))
+            .spawn(move || {
+                // The network's work goes to the engine's own CUDA stream from here on
+                // (the device path sets it again per call; a failure shows there).
+                let _ = engine.enter_stream();
+                work(&engine, &job_rx, &res_tx, max_in_flight)
+            })
             .map_err(|e| Error::InvalidConfig(format!("cannot start the worker thread: {e}")))?;
         Ok(Self {
             jobs: Some(job_tx),

@@ -6,14 +6,15 @@
 //! - two upload slots, each a page-locked staging buffer and a device buffer, used in
 //!   turn: frame N+1 goes host -> device on our upload stream while frame N is still
 //!   in the network;
-//! - events order the work: libtorch's stream (the legacy default stream, which
-//!   tch's operations use) waits for a slot's upload; our upload stream waits until
-//!   libtorch has read the slot before writing it again; our download stream waits for
-//!   the frame's result and copies it device -> host into a page-locked buffer;
+//! - events order the work: libtorch's stream (the calling thread's current one: the
+//!   engine's pool stream on the device path, see `cuda`) waits for a slot's upload;
+//!   our upload stream waits until libtorch has read the slot before writing it again;
+//!   our download stream waits for the frame's result and copies it device -> host
+//!   into a page-locked buffer;
 //! - the host waits on one frame's download event only, never on the whole device.
 //!
-//! Both our streams are non-blocking, so nothing synchronises with libtorch's stream
-//! except through those events.
+//! All these streams are non-blocking, so nothing synchronises with another except
+//! through those events.
 
 use std::sync::{Arc, Mutex};
 
@@ -203,6 +204,16 @@ impl Transfer {
         }
     }
 
+    /// Says that everything reading the frame uploaded last has been issued on
+    /// libtorch's stream (the device path copied it out, say): its slot may be
+    /// written again once that work is done. `download` does this too.
+    pub fn release(&mut self) -> Result<()> {
+        match &mut self.cuda {
+            None => Ok(()),
+            Some(link) => link.release(),
+        }
+    }
+
     /// Starts bringing `planes` (uint8 [rows, row_bytes] each) back to the host.
     /// Call after everything that reads the uploaded planes has been issued.
     pub fn download(&mut self, planes: Vec<Tensor>) -> Result<Download> {
@@ -342,8 +353,6 @@ struct CudaLink {
 // SAFETY: raw CUDA handles, used from one thread at a time (the owner's).
 unsafe impl Send for CudaLink {}
 
-/// libtorch's stream: the legacy default stream, tch never switches it.
-const TORCH_STREAM: cudarc::driver::sys::CUstream = std::ptr::null_mut();
 const WAIT_DEFAULT: cudarc::driver::sys::CUevent_wait_flags =
     cudarc::driver::sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT;
 
@@ -377,6 +386,23 @@ impl CudaLink {
         })
     }
 
+    /// libtorch's stream on this thread: where the work reading our uploads and
+    /// writing our results is issued (tch's operations follow the current stream).
+    fn torch_stream(&self) -> cudarc::driver::sys::CUstream {
+        crate::cuda::current_stream(self.ordinal)
+    }
+
+    fn release(&mut self) -> Result<()> {
+        use cudarc::driver::result::event;
+        self.ctx
+            .bind_to_thread()
+            .map_err(cuda_err("bind the context"))?;
+        let k = self.current.unwrap_or(0);
+        // SAFETY: handles alive as long as self.
+        unsafe { event::record(self.slots[k].consumed, self.torch_stream()) }
+            .map_err(cuda_err("record an event"))
+    }
+
     fn memory(&self) -> MemoryUse {
         let mut m = MemoryUse::default();
         for s in &self.slots {
@@ -402,6 +428,7 @@ impl CudaLink {
         self.next = 1 - k;
         self.current = Some(k);
         let ordinal = self.ordinal;
+        let torch = self.torch_stream();
         let slot = &mut self.slots[k];
         if slot.device.as_ref().is_none_or(|t| (t.numel()) < total) {
             slot.device = Some(Tensor::f_empty(
@@ -413,7 +440,7 @@ impl CudaLink {
             // is done.
             // SAFETY: handles alive as long as self.
             unsafe {
-                event::record(slot.consumed, TORCH_STREAM).map_err(cuda_err("record an event"))?;
+                event::record(slot.consumed, torch).map_err(cuda_err("record an event"))?;
                 stream::wait_event(self.upload_stream, slot.consumed, WAIT_DEFAULT)
                     .map_err(cuda_err("order the upload"))?;
             }
@@ -522,13 +549,14 @@ impl CudaLink {
     /// Marks the upload into slot `k` done and makes libtorch's stream wait for it.
     fn finish_upload(&mut self, k: usize, sync: bool) -> Result<()> {
         use cudarc::driver::result::{event, stream};
+        let torch = self.torch_stream();
         let slot = &mut self.slots[k];
         slot.used = true;
         // SAFETY: handles alive as long as self.
         unsafe {
             event::record(slot.uploaded, self.upload_stream)
                 .map_err(cuda_err("record an event"))?;
-            stream::wait_event(TORCH_STREAM, slot.uploaded, WAIT_DEFAULT)
+            stream::wait_event(torch, slot.uploaded, WAIT_DEFAULT)
                 .map_err(cuda_err("order the network after the upload"))?;
             if sync {
                 event::synchronize(slot.uploaded).map_err(cuda_err("wait for an upload"))?;
@@ -551,7 +579,7 @@ impl CudaLink {
         let ready = self.slots[k].consumed;
         // SAFETY: handles alive as long as self.
         unsafe {
-            event::record(ready, TORCH_STREAM).map_err(cuda_err("record an event"))?;
+            event::record(ready, self.torch_stream()).map_err(cuda_err("record an event"))?;
             stream::wait_event(self.download_stream, ready, WAIT_DEFAULT)
                 .map_err(cuda_err("order the download"))?;
         }

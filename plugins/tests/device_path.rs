@@ -37,7 +37,18 @@ fn info(format: VideoFormat, w: u32, h: u32) -> gst_video::VideoInfo {
 /// Pushes `n` photo frames (the photo shifted a little each frame, so the mattes
 /// differ), then EOS; returns every output as tight rows per plane, with the pts.
 fn run(e: gst::Element, info: &gst_video::VideoInfo, n: u64) -> Vec<(u64, Vec<Vec<u8>>)> {
+    run_live(e, info, n, true)
+}
+
+/// As `run`, with the harness answering the latency query as live or not (a file).
+fn run_live(
+    e: gst::Element,
+    info: &gst_video::VideoInfo,
+    n: u64,
+    live: bool,
+) -> Vec<(u64, Vec<Vec<u8>>)> {
     let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
+    h.set_live(live);
     h.set_src_caps(info.to_caps().unwrap());
     let (w, hh) = (info.width(), info.height());
     let photo = photo_rgb(w + 8, hh);
@@ -201,6 +212,84 @@ fn order_timestamps_and_count_at_every_depth_and_the_flush_discards() {
         after.push(b.pts().unwrap().mseconds());
     }
     assert_eq!(after, vec![1000, 1100]);
+}
+
+#[test]
+fn batches_keep_frames_order_and_timestamps_and_eos_drains_the_short_last_one() {
+    let i = info(VideoFormat::I420, 64, 48);
+    let one = run_live(
+        element("device", &[("batch", 1u32.to_value())]),
+        &i,
+        7,
+        false,
+    );
+    for depth in [1u32, 2] {
+        let e = element(
+            "device",
+            &[
+                ("batch", 3u32.to_value()),
+                ("max-in-flight", depth.to_value()),
+            ],
+        );
+        // 7 frames: two batches of 3 and, at EOS, one of 1.
+        let batched = run_live(e.clone(), &i, 7, false);
+        let pts: Vec<u64> = batched.iter().map(|(p, _)| *p).collect();
+        assert_eq!(
+            pts,
+            (0..7).map(|n| 40 * n).collect::<Vec<_>>(),
+            "depth {depth}"
+        );
+        // Each frame its own matte (one forward pass over three frames).
+        assert!(max_diff(&one, &batched) <= 1, "depth {depth}");
+        assert_eq!(stats(&e).get::<u32>("batch").unwrap(), 3);
+        assert_eq!(stats(&e).get::<u64>("frames").unwrap(), 7);
+    }
+    // A live source (a camera) never waits for a batch to fill.
+    let e = element("device", &[("batch", 3u32.to_value())]);
+    assert_eq!(run_live(e.clone(), &i, 4, true).len(), 4);
+    assert_eq!(stats(&e).get::<u32>("batch").unwrap(), 1);
+    // auto (0) on a CPU: 1.
+    let e = element("device", &[]);
+    run_live(e.clone(), &i, 2, false);
+    assert_eq!(stats(&e).get::<u32>("batch").unwrap(), 1);
+    // On a CPU there are no CUDA graphs to use.
+    assert_eq!(stats(&e).get::<String>("cuda-graphs").unwrap(), "off");
+}
+
+#[test]
+fn a_flush_drops_the_frames_collected_for_a_batch() {
+    let i = info(VideoFormat::Rgb, 64, 48);
+    let e = element("device", &[("batch", 4u32.to_value())]);
+    let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
+    h.set_live(false);
+    h.set_src_caps(i.to_caps().unwrap());
+    let rgb = photo_rgb(64, 48);
+    let push = |h: &mut Harness, ms: u64| {
+        let mut b = buffer_from_rgb(&i, &rgb);
+        b.get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_mseconds(ms));
+        h.push(b).unwrap();
+    };
+    for n in 0..6 {
+        push(&mut h, 100 * n);
+    }
+    // One batch of 4 is through or in flight; 2 frames wait for the next.
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    while h.try_pull().is_some() {}
+    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    for n in 10..13 {
+        push(&mut h, 100 * n);
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let mut after = Vec::new();
+    while let Some(b) = h.try_pull() {
+        after.push(b.pts().unwrap().mseconds());
+    }
+    assert_eq!(after, vec![1000, 1100, 1200]);
 }
 
 #[test]

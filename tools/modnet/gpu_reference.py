@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         for half in (False, True):
             m = model.half() if half else model.float()
             t, _ = run(m, frame, args.ref_size, half, args.warmup, args.repeat)
-            print(f"| pytorch eager (matte only) | {size} RGB | {'fp16' if half else 'fp32'} | cuda | - "
+            print(f"| pytorch eager (matte only) | {size} RGB | {'fp16' if half else 'fp32'} | cuda | - | - "
                   f"| one at a time | {1 / t:.0f} frames/s, {t * 1e3:.2f} ms/frame | latency median {t * 1e3:.2f} ms | "
                   f"ref {args.ref_size}, median of {args.repeat} |")
     return 0

@@ -34,6 +34,13 @@ struct Args {
     /// max-in-flight; a comma list runs each (the element restarted in between).
     #[arg(long, default_value = "2", value_delimiter = ',')]
     in_flight: Vec<u32>,
+    /// The element's batch (frames per forward pass; our source is not live); a
+    /// comma list runs each.
+    #[arg(long, default_value = "1", value_delimiter = ',')]
+    batch: Vec<u32>,
+    /// The element's cuda-graphs: on, off, or a list.
+    #[arg(long, default_value = "on", value_delimiter = ',')]
+    graphs: Vec<String>,
     /// color or blur.
     #[arg(long, default_value = "color")]
     background: String,
@@ -83,8 +90,17 @@ fn main() -> Result<()> {
         gstmodnet::formats::yuv_matrix(&info),
         photo.as_raw(),
     )?;
-    for &in_flight in &a.in_flight {
-        run(&a, &info, &frame, in_flight)?;
+    for graphs in &a.graphs {
+        let graphs = match graphs.as_str() {
+            "on" => true,
+            "off" => false,
+            other => bail!("--graphs {other}: expected on or off"),
+        };
+        for &batch in &a.batch {
+            for &in_flight in &a.in_flight {
+                run(&a, &info, &frame, in_flight, batch, graphs)?;
+            }
+        }
     }
     Ok(())
 }
@@ -95,6 +111,8 @@ fn run(
     info: &gst_video::VideoInfo,
     frame: &modnetmatte::composite::OwnedFrame,
     in_flight: u32,
+    batch: u32,
+    graphs: bool,
 ) -> Result<()> {
     let (w, h, pixel) = (info.width(), info.height(), frame.format);
     let caps = info.to_caps()?;
@@ -104,6 +122,8 @@ fn run(
         .property("device", &a.device)
         .property("ref-size", a.ref_size)
         .property("max-in-flight", in_flight)
+        .property("batch", batch)
+        .property("cuda-graphs", graphs)
         .build()?;
     element.set_property_from_str("precision", &a.precision);
     element.set_property_from_str("background", &a.background);
@@ -166,7 +186,9 @@ fn run(
 
     let mut pushed: HashMap<u64, Instant> = HashMap::new();
     let mut first_timed = None;
-    for i in 0..(a.warmup + a.frames) {
+    // Past the stages' warm-up runs and capture, in whole batches.
+    let warmup = a.warmup.max(8 * u64::from(batch.max(1)));
+    for i in 0..(warmup + a.frames) {
         let buffer = match &pool {
             Some(p) => p.acquire_buffer(None)?,
             None => gst::Buffer::with_size(info.size())?,
@@ -187,7 +209,7 @@ fn run(
         let pts = gst::ClockTime::from_mseconds(33 * i);
         buffer.get_mut().context("fresh buffer")?.set_pts(pts);
         let now = Instant::now();
-        if i == a.warmup {
+        if i == warmup {
             first_timed = Some(now);
         }
         pushed.insert(pts.nseconds(), now);
@@ -199,10 +221,10 @@ fn run(
     element.set_state(gst::State::Null)?;
 
     let arrived = arrived.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-    if arrived.len() as u64 != a.warmup + a.frames {
-        bail!("{} frames in, {} out", a.warmup + a.frames, arrived.len());
+    if arrived.len() as u64 != warmup + a.frames {
+        bail!("{} frames in, {} out", warmup + a.frames, arrived.len());
     }
-    let timed = |i: &u64| *i >= gst::ClockTime::from_mseconds(33 * a.warmup).nseconds();
+    let timed = |i: &u64| *i >= gst::ClockTime::from_mseconds(33 * warmup).nseconds();
     let last = arrived
         .iter()
         .filter(|(k, _)| timed(k))
@@ -221,12 +243,16 @@ fn run(
     let on = stats.get::<String>("compositing-on").unwrap_or_default();
     let gpu = stats.get::<f64>("gpu-memory-used-mb").unwrap_or(0.0);
     let pinned = stats.get::<f64>("pinned-mb").unwrap_or(0.0);
+    let used_batch = stats.get::<u32>("batch").unwrap_or(0);
+    let graph_state = stats.get::<String>("cuda-graphs").unwrap_or_default();
+    let replays = stats.get::<u64>("graph-replays").unwrap_or(0);
     println!(
-        "| element | {w}x{h} {} | {} | {} | {} | in flight {} | {fps:.0} frames/s, {:.2} ms/frame | latency median {:.2} ms, p95 {:.2} ms | compositing on {on}, upstream pool {pool_name}, pinned {pinned:.1} MB, GPU used {gpu:.0} MB |",
+        "| element | {w}x{h} {} | {} | {} | {} | graphs {} | batch {used_batch}, in flight {} | {fps:.0} frames/s, {:.3} ms/frame | latency median {:.2} ms, p95 {:.2} ms | compositing on {on}, graphs {graph_state}, {replays} replays, upstream pool {pool_name}, pinned {pinned:.1} MB, GPU used {gpu:.0} MB |",
         a.format,
         a.precision,
         a.device,
         a.background,
+        if graphs { "on" } else { "off" },
         in_flight,
         1e3 / fps,
         lat[lat.len() / 2],

@@ -16,6 +16,7 @@ use gst_video::{VideoFormat, VideoFrameRef};
 
 use modnetmatte::composite::{self, OwnedFrame};
 use modnetmatte::frame::{Plane, PlaneMut};
+use modnetmatte::graphs::Status as GraphStatus;
 use modnetmatte::render::{BackgroundSource, OutputKind, RenderSpec, RenderState};
 use modnetmatte::schedule::{Scheduler, Step};
 use modnetmatte::temporal::{Temporal, TemporalConfig};
@@ -46,6 +47,11 @@ const DEFAULT_BLUR: u32 = 16;
 const DEFAULT_REF_SIZE: u32 = 512;
 const MAX_SIDE: i32 = 4096;
 const DEFAULT_IN_FLIGHT: u32 = 2;
+/// Largest `batch`.
+const MAX_BATCH: u32 = 32;
+/// Frames per forward pass with batch=0 (auto) on the CUDA device path when upstream
+/// is not live (file jobs); see scripts/gpu_check.sh for the measurement.
+const AUTO_BATCH_CUDA: usize = 8;
 
 // ------------------------------------------------------------------ formats
 
@@ -94,6 +100,8 @@ struct Settings {
     max_in_flight: u32,
     drop_late: bool,
     compositing: Compositing,
+    cuda_graphs: bool,
+    batch: u32,
 }
 
 impl Default for Settings {
@@ -116,6 +124,8 @@ impl Default for Settings {
             max_in_flight: DEFAULT_IN_FLIGHT,
             drop_late: false,
             compositing: Compositing::Auto,
+            cuda_graphs: true,
+            batch: 0,
         }
     }
 }
@@ -144,7 +154,10 @@ enum Done {
         reused: bool,
         /// (page-locked, device) bytes the device path held after this frame.
         memory: (usize, usize),
+        graphs: GraphStatus,
     },
+    /// The device path: a batch's frames, in order.
+    Batch(Vec<Done>),
 }
 
 /// A frame ready to go out: an input buffer with its final matte (rendered on the
@@ -156,6 +169,9 @@ enum Ready {
 
 /// The device path's per-stream objects, used by one job at a time on the worker.
 type DevicePath = Arc<Mutex<(Transfer, RenderState)>>;
+
+/// An input buffer and whether it gets its own network run (mask-every, drop-late).
+type Queued = (gst::Buffer, bool);
 
 struct State {
     engine: Arc<Engine>,
@@ -178,6 +194,10 @@ struct State {
     ready: VecDeque<Ready>,
     /// Set when output frames are made on the network's device (`compositing`).
     device_path: Option<DevicePath>,
+    /// Frames per forward pass on the device path (decided per caps: `batch`, and
+    /// 1 when upstream is live), and the frames collected for the next one.
+    batch_size: usize,
+    batch: Vec<Queued>,
     picture: Option<Picture>,
     background: Option<PreparedBackground>,
     /// Last picture path that failed to load, so the warning is posted once.
@@ -208,6 +228,13 @@ struct Stats {
     /// Page-locked host bytes and device bytes the device path holds.
     pinned_bytes: usize,
     device_bytes: usize,
+    /// Frames per forward pass now.
+    batch: u32,
+    /// Whether CUDA graphs were asked for and can be used (CUDA device path).
+    graphs_wanted: bool,
+    graphs: GraphStatus,
+    /// The capture failure has been logged.
+    graph_failure_logged: bool,
 }
 
 #[derive(Default)]
@@ -275,6 +302,16 @@ fn argb_to_rgb(c: u32) -> [u8; 3] {
     [(c >> 16) as u8, (c >> 8) as u8, c as u8]
 }
 
+/// `cuda-graphs` in stats: off, waiting (warm-up), on (how many), or the failure.
+fn graphs_summary(s: &Stats) -> String {
+    match (&s.graphs.failure, s.graphs_wanted, s.graphs.captured) {
+        (_, false, _) => "off".into(),
+        (Some(why), _, _) => format!("failed, plain forwards: {why}"),
+        (None, true, 0) => "on (not captured yet)".into(),
+        (None, true, n) => format!("on ({n} captured)"),
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -304,7 +341,10 @@ impl ModnetMatte {
             .field("mean-download-ms", per(s.download, s.device_frames))
             .field("mean-latency-ms", per(s.wall, s.device_frames))
             .field("pinned-mb", mb(s.pinned_bytes))
-            .field("device-buffers-mb", mb(s.device_bytes));
+            .field("device-buffers-mb", mb(s.device_bytes))
+            .field("batch", s.batch)
+            .field("cuda-graphs", graphs_summary(&s))
+            .field("graph-replays", s.graphs.replays);
         // The driver's view of the whole GPU (every process), read now.
         let (used, total) = s
             .cuda_ordinal
@@ -429,15 +469,12 @@ impl ModnetMatte {
         }
         state.submitted += 1;
         state.last_size = size;
-        let submitted = if let Some(path) = state.device_path.clone() {
-            let spec = self.render_spec(state, settings, &info)?;
-            let out_info = state
-                .out_info
-                .clone()
-                .ok_or(gst::FlowError::NotNegotiated)?;
-            state.scheduler.submit_staged(move |engine: &Engine| {
-                render_job(engine, &path, spec, inbuf, info, out_info, infer)
-            })
+        let submitted = if state.device_path.is_some() {
+            state.batch.push((inbuf, infer));
+            if state.batch.len() < state.batch_size {
+                return Ok(());
+            }
+            return self.submit_batch(state, settings);
         } else if infer {
             state.scheduler.submit(move |engine: &Engine| {
                 let result = (|| {
@@ -458,6 +495,34 @@ impl ModnetMatte {
             gst::element_imp_error!(self, gst::CoreError::Failed, ("{e}"));
             gst::FlowError::Error
         })?;
+        for d in done {
+            self.complete(state, settings, d)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the frames collected for the device path to the worker as one job (one
+    /// forward pass) and takes in whatever the worker has finished.
+    fn submit_batch(&self, state: &mut State, settings: &Settings) -> Result<(), gst::FlowError> {
+        let (Some(path), false) = (state.device_path.clone(), state.batch.is_empty()) else {
+            return Ok(());
+        };
+        let info = state.in_info.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let spec = self.render_spec(state, settings, &info)?;
+        let out_info = state
+            .out_info
+            .clone()
+            .ok_or(gst::FlowError::NotNegotiated)?;
+        let frames = std::mem::take(&mut state.batch);
+        let done = state
+            .scheduler
+            .submit_staged(move |engine: &Engine| {
+                render_job(engine, &path, spec, frames, info, out_info)
+            })
+            .map_err(|e| {
+                gst::element_imp_error!(self, gst::CoreError::Failed, ("{e}"));
+                gst::FlowError::Error
+            })?;
         for d in done {
             self.complete(state, settings, d)?;
         }
@@ -568,13 +633,29 @@ impl ModnetMatte {
                 lock(&self.stats).reused += 1;
                 (inbuf, state.temporal.push_reused(&config, w, h))
             }
+            Done::Batch(frames) => {
+                for d in frames {
+                    self.complete(state, settings, d)?;
+                }
+                return Ok(());
+            }
             Done::Rendered {
                 result,
                 reused,
                 memory,
+                graphs,
             } => {
                 let (out, t) = result.map_err(|e| self.matting_failed(&e))?;
                 let mut st = lock(&self.stats);
+                if let (Some(why), false) = (&graphs.failure, st.graph_failure_logged) {
+                    st.graph_failure_logged = true;
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "CUDA graph capture failed, running plain forwards: {why}"
+                    );
+                }
+                st.graphs = graphs;
                 st.frames += 1;
                 st.device_frames += 1;
                 if reused {
@@ -713,6 +794,10 @@ impl ModnetMatte {
         {
             let mut guard = lock(&self.state);
             let Some(state) = guard.as_mut() else { return };
+            // A short last batch goes through as it is.
+            if let Err(e) = self.submit_batch(state, &settings) {
+                gst::warning!(CAT, imp = self, "last batch at drain: {e:?}");
+            }
             match state.scheduler.finish() {
                 Ok(done) => {
                     for d in done {
@@ -754,6 +839,13 @@ impl ModnetMatte {
         }
     }
 
+    /// Whether upstream says it is live (a camera): then frames are never held back
+    /// to fill a batch. No answer counts as not live (a file, an appsrc).
+    fn upstream_is_live(&self) -> bool {
+        let mut q = gst::query::Latency::new();
+        self.obj().sink_pad().peer_query(&mut q) && q.result().0
+    }
+
     /// The delay frames in flight and OFD add, as a duration.
     fn added_latency(&self) -> gst::ClockTime {
         let guard = lock(&self.state);
@@ -773,44 +865,60 @@ impl ModnetMatte {
     }
 }
 
-/// The device path's job, on the worker: issue the frame (upload, network, output
-/// frame, download); the second step, run once the next frame has been issued,
-/// waits for the result and fills the output buffer. `inbuf` lives until then, so a
-/// frame copied straight from its own page-locked memory stays valid.
+/// The device path's job, on the worker: issue the frames (upload, one forward pass
+/// over all of them, output frames, downloads); the second step, run once the next
+/// job has been issued, waits for the results and fills the output buffers. The input
+/// buffers live until then, so frames copied straight from their own page-locked
+/// memory stay valid.
 fn render_job(
     engine: &Engine,
     path: &DevicePath,
     spec: RenderSpec,
-    inbuf: gst::Buffer,
+    frames: Vec<Queued>,
     info: gst_video::VideoInfo,
     out_info: gst_video::VideoInfo,
-    infer: bool,
 ) -> Step<Done> {
     let mut guard = lock(path);
     let (transfer, state) = &mut *guard;
-    let issued = (|| -> Result<modnetmatte::InFlight, String> {
+    let infer: Vec<bool> = frames.iter().map(|(_, i)| *i).collect();
+    let issued = (|| -> Result<Vec<modnetmatte::InFlight>, String> {
         let format = to_pixel_format(info.format()).ok_or("unsupported format")?;
-        let vframe = VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), &info)
+        let mapped = frames
+            .iter()
+            .map(|(buf, _)| VideoFrameRef::from_buffer_ref_readable(buf.as_ref(), &info))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|_| "input buffer does not match the caps")?;
-        let frame = input_frame(&vframe, format, yuv_matrix(&info))
+        let views = mapped
+            .iter()
+            .map(|v| input_frame(v, format, yuv_matrix(&info)))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|_| "input buffer unreadable")?;
         engine
-            .render(transfer, state, &spec, &frame, infer)
+            .render_batch(transfer, state, &spec, &views, &infer)
             .map_err(|e| e.to_string())
     })();
     let m = transfer.memory();
     let memory = (m.pinned_bytes, m.device_bytes + state.device_bytes());
+    let graphs = state.graph_status();
     drop(guard);
+    let rendered = move |result, reused| Done::Rendered {
+        result,
+        reused,
+        memory,
+        graphs: graphs.clone(),
+    };
     match issued {
-        Err(e) => Step::Done(Done::Rendered {
-            result: Err(e),
-            reused: !infer,
-            memory,
-        }),
-        Ok(in_flight) => Step::Later(Box::new(move || Done::Rendered {
-            result: finish_output(in_flight, &inbuf, &out_info),
-            reused: !infer,
-            memory,
+        Err(e) => Step::Done(rendered(Err(e), false)),
+        Ok(in_flight) => Step::Later(Box::new(move || {
+            let mut done: Vec<Done> = in_flight
+                .into_iter()
+                .zip(&frames)
+                .map(|(f, (buf, infer))| rendered(finish_output(f, buf, &out_info), !infer))
+                .collect();
+            match done.len() {
+                1 => done.remove(0),
+                _ => Done::Batch(done),
+            }
         })),
     }
 }
@@ -1017,9 +1125,22 @@ impl ObjectImpl for ModnetMatte {
                     .blurb("Where the output frame is made: auto (on the GPU when the network runs on CUDA: the frame is uploaded once through page-locked memory and only the result comes back; else the CPU), cpu (the CPU always: the matte is copied back first), device (tensor ops on the network's device; on a CPU these are libtorch's kernels). ofd needs the mattes on the host, so with ofd=true it is the CPU. Set it in NULL or READY")
                     .flags(at_start)
                     .build(),
+                glib::ParamSpecBoolean::builder("cuda-graphs")
+                    .nick("CUDA graphs")
+                    .blurb("On the CUDA device path, capture each stage's GPU work (network, output frame) once per frame size after a few warm-up frames and replay it for every later frame: much less CPU time per frame and lower latency. If a capture fails the element says so in the log and runs plain forwards. No effect on a CPU. Set it in NULL or READY")
+                    .default_value(true)
+                    .flags(at_start)
+                    .build(),
+                glib::ParamSpecUInt::builder("batch")
+                    .nick("Frames per forward pass")
+                    .blurb("For files and other non-live sources on the device path: run the network on this many frames at once, so that the GPU is kept busy (throughput up, each frame waits for its batch). Order, timestamps and EOS are kept; a short last batch goes through as it is. 0 (auto): 8 on CUDA, 1 on a CPU. A live source (camera) always gets 1. Set it in NULL or READY")
+                    .maximum(MAX_BATCH)
+                    .default_value(0)
+                    .flags(at_start)
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Frames processed (and how many reused the previous matte) and milliseconds per frame since start: mean and last inference, mean preprocess, postprocess, compositing and total; where compositing runs; on the device path mean upload, download and latency, the page-locked and device buffers held (MB) and the GPU's used and total memory (MB, all processes; 0 without CUDA)")
+                    .blurb("Frames processed (and how many reused the previous matte) and milliseconds per frame since start: mean and last inference, mean preprocess, postprocess, compositing and total; where compositing runs; on the device path mean upload, download and latency, the page-locked and device buffers held (MB), the GPU's used and total memory (MB, all processes; 0 without CUDA), frames per forward pass (batch), whether CUDA graphs are on (or why they failed) and how many replays ran")
                     .read_only()
                     .build(),
             ]
@@ -1054,6 +1175,8 @@ impl ObjectImpl for ModnetMatte {
             "max-in-flight" => s.max_in_flight = value.get().unwrap_or(DEFAULT_IN_FLIGHT),
             "drop-late" => s.drop_late = value.get().unwrap_or(false),
             "compositing" => s.compositing = value.get().unwrap_or_default(),
+            "cuda-graphs" => s.cuda_graphs = value.get().unwrap_or(true),
+            "batch" => s.batch = value.get().unwrap_or(0),
             other => gst::warning!(CAT, imp = self, "no writable property {other}"),
         }
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
@@ -1079,6 +1202,8 @@ impl ObjectImpl for ModnetMatte {
             "max-in-flight" => s.max_in_flight.to_value(),
             "drop-late" => s.drop_late.to_value(),
             "compositing" => s.compositing.to_value(),
+            "cuda-graphs" => s.cuda_graphs.to_value(),
+            "batch" => s.batch.to_value(),
             "stats" => {
                 drop(s);
                 self.stats_structure().to_value()
@@ -1168,6 +1293,7 @@ impl BaseTransformImpl for ModnetMatte {
                     state.earliest = None;
                     state.pending.clear();
                     state.ready.clear();
+                    state.batch.clear();
                     state.temporal.reset();
                     if let Some(path) = &state.device_path {
                         lock(path).1.reset();
@@ -1227,8 +1353,10 @@ impl BaseTransformImpl for ModnetMatte {
             .map_err(|_| gst::loggable_error!(CAT, "frame too large for a pool"))?;
         let pool = crate::pinnedpool::PinnedBufferPool::new(Some(ordinal));
         let mut config = pool.config();
-        // Frames in flight hold their buffer until their result is back.
-        let min = lock(&self.settings).max_in_flight + 2;
+        // Frames in flight hold their buffer until their result is back: a batch
+        // being collected, one per job in flight, and two more.
+        let batch = lock(&self.state).as_ref().map_or(1, |s| s.batch_size) as u32;
+        let min = batch * (lock(&self.settings).max_in_flight + 1) + 2;
         config.set_params(Some(&caps), size, min, 0);
         pool.set_config(config)
             .map_err(|_| gst::loggable_error!(CAT, "the page-locked pool refused its config"))?;
@@ -1297,6 +1425,7 @@ impl BaseTransformImpl for ModnetMatte {
         };
         config.num_threads = settings.num_threads as usize;
         config.warmup_frame = None; // done in set_info, at the stream's real size
+        config.cuda_graphs = settings.cuda_graphs;
         let engine = Engine::new(config).map_err(|e| {
             let kind = match e {
                 modnetmatte::Error::ModelNotFound { .. } => gst::ResourceError::NotFound,
@@ -1358,6 +1487,9 @@ impl BaseTransformImpl for ModnetMatte {
                 tch::Device::Cuda(i) => Some(i),
                 _ => None,
             },
+            graphs_wanted: device_path.is_some()
+                && matches!(engine.graph_mode(), modnetmatte::graphs::Mode::Cuda(_)),
+            batch: 1,
             ..Stats::default()
         };
         let engine = Arc::new(engine);
@@ -1380,6 +1512,8 @@ impl BaseTransformImpl for ModnetMatte {
             background: None,
             failed_picture: None,
             device_path,
+            batch_size: 1,
+            batch: Vec::new(),
         });
         Ok(())
     }
@@ -1474,10 +1608,41 @@ impl VideoFilterImpl for ModnetMatte {
         outcaps: &gst::Caps,
         out_info: &gst_video::VideoInfo,
     ) -> Result<(), gst::LoggableError> {
+        // Before taking the state lock: the query travels upstream.
+        let live = self.upstream_is_live();
+        let batch_setting = lock(&self.settings).batch;
         let mut guard = lock(&self.state);
         let state = guard
             .as_mut()
             .ok_or_else(|| gst::loggable_error!(CAT, "caps set before start"))?;
+        state.batch_size = match (state.device_path.is_some(), live, batch_setting) {
+            (false, _, n) => {
+                if n > 1 {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "batch={n} applies to the device path only: 1"
+                    );
+                }
+                1
+            }
+            (true, true, n) => {
+                if n > 1 {
+                    gst::info!(CAT, imp = self, "upstream is live: batch 1, not {n}");
+                }
+                1
+            }
+            (true, false, 0) if state.engine.device().is_cuda() => AUTO_BATCH_CUDA,
+            (true, false, 0) => 1,
+            (true, false, n) => n as usize,
+        };
+        lock(&self.stats).batch = state.batch_size as u32;
+        gst::info!(
+            CAT,
+            imp = self,
+            "{} frame(s) per forward pass",
+            state.batch_size
+        );
         if to_pixel_format(in_info.format()).is_none() {
             return Err(gst::loggable_error!(
                 CAT,

@@ -1,0 +1,216 @@
+//! `Engine::render_batch`: frames through one forward pass give each frame's own
+//! output, in order, with mask-every reuse and smoothing as frame by frame; and the
+//! same with the stages run as if captured into CUDA graphs (static inputs and
+//! outputs, emulated on the CPU), past the warm-up and over many batches of changing
+//! content, so that a graph data-flow mistake (an output kept past the next replay, a
+//! stale static input) shows here, without a GPU.
+
+mod common;
+
+use std::sync::Arc;
+
+use modnetmatte::composite::{self, OwnedFrame};
+use modnetmatte::frame::PlaneMut;
+use modnetmatte::graphs::{MATTE_WARM_UP, Mode};
+use modnetmatte::render::{BackgroundSource, OutputKind, RenderSpec};
+use modnetmatte::{Engine, EngineConfig, FrameMut, PixelFormat, YuvMatrix};
+
+const W: u32 = 96;
+const H: u32 = 64;
+
+fn engine(emulate: bool) -> Engine {
+    let mut config = EngineConfig::new(common::model());
+    config.device = modnetmatte::DeviceRequest::Cpu;
+    config.ref_size = 64;
+    config.warmup_frame = None;
+    config.emulate_graphs = emulate;
+    Engine::new(config).unwrap()
+}
+
+/// Frame `i` of a clip: the photo shifted sideways by `i` pixels (so each frame's
+/// matte and output differ), in `format`.
+fn clip(format: PixelFormat, n: usize) -> Vec<OwnedFrame> {
+    let img = image::open(common::prepared("data/images/astronaut.png"))
+        .unwrap()
+        .resize_exact(W + n as u32 * 3, H, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    (0..n)
+        .map(|i| {
+            let shifted = image::imageops::crop_imm(&img, i as u32 * 3, 0, W, H).to_image();
+            composite::from_rgb(format, W, H, YuvMatrix::BT709, shifted.as_raw()).unwrap()
+        })
+        .collect()
+}
+
+fn spec(format: PixelFormat, background: &str) -> RenderSpec {
+    RenderSpec {
+        output: OutputKind::Composite,
+        background: match background {
+            "blur" => BackgroundSource::Blur(5),
+            _ => BackgroundSource::Frame(Arc::new(composite::solid(
+                format,
+                W,
+                H,
+                YuvMatrix::BT709,
+                [0, 200, 30],
+            ))),
+        },
+        threshold: 0.0,
+        smoothing: 0.5,
+    }
+}
+
+/// Every frame through the engine, `batch` at a time; the output planes of each.
+fn outputs(
+    engine: &Engine,
+    spec: &RenderSpec,
+    frames: &[OwnedFrame],
+    batch: usize,
+    mask_every: usize,
+) -> Vec<Vec<Vec<u8>>> {
+    let (mut transfer, mut state) = engine.render_state().unwrap();
+    let mut all = Vec::new();
+    for (c, chunk) in frames.chunks(batch).enumerate() {
+        let views: Vec<_> = chunk.iter().map(OwnedFrame::as_frame).collect();
+        let infer: Vec<bool> = (0..chunk.len())
+            .map(|i| (c * batch + i) % mask_every == 0)
+            .collect();
+        let in_flight = engine
+            .render_batch(&mut transfer, &mut state, spec, &views, &infer)
+            .unwrap();
+        assert_eq!(in_flight.len(), chunk.len());
+        for (f, frame) in in_flight.into_iter().zip(chunk) {
+            let mut bufs: Vec<Vec<u8>> = frame.planes.iter().map(|p| vec![0; p.len()]).collect();
+            let sizes = frame.format.plane_sizes(W as usize, H as usize);
+            let mut out = FrameMut {
+                format: frame.format,
+                width: W,
+                height: H,
+                planes: bufs
+                    .iter_mut()
+                    .zip(&sizes)
+                    .map(|(data, (row, _))| PlaneMut { data, stride: *row })
+                    .collect(),
+                matrix: YuvMatrix::BT709,
+            };
+            f.finish(&mut out).unwrap();
+            all.push(bufs);
+        }
+    }
+    let status = state.graph_status();
+    if engine.graph_mode() == Mode::Emulated
+        && mask_every == 1
+        && frames.len() / batch > MATTE_WARM_UP as usize
+    {
+        assert!(status.captured >= 2, "{status:?}");
+        assert!(status.replays > 0, "{status:?}");
+    }
+    assert_eq!(status.failure, None);
+    all
+}
+
+fn max_diff(a: &[Vec<Vec<u8>>], b: &[Vec<Vec<u8>>]) -> (u8, usize) {
+    assert_eq!(a.len(), b.len());
+    let mut worst = (0u8, 0usize);
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        for (p, q) in x.iter().zip(y) {
+            let d = p
+                .iter()
+                .zip(q)
+                .map(|(u, v)| u.abs_diff(*v))
+                .max()
+                .unwrap_or(0);
+            if d > worst.0 {
+                worst = (d, i);
+            }
+        }
+    }
+    worst
+}
+
+#[test]
+fn a_batch_gives_each_frame_its_own_output_in_order() {
+    let plain = engine(false);
+    assert_eq!(plain.graph_mode(), Mode::Plain);
+    let frames = clip(PixelFormat::I420, 7);
+    let s = spec(PixelFormat::I420, "blur");
+    let one = outputs(&plain, &s, &frames, 1, 1);
+    // Neighbouring frames differ: a mix-up of frames would show.
+    assert!(max_diff(&one[..1], &one[1..2]).0 > 20);
+    for batch in [3, 4] {
+        let batched = outputs(&plain, &s, &frames, batch, 1);
+        // The same network on [n,3,h,w]: per-frame norms, so the same mattes up to
+        // float summation order.
+        let (d, at) = max_diff(&one, &batched);
+        assert!(d <= 1, "batch {batch}: frame {at} differs by {d}");
+    }
+}
+
+#[test]
+fn mask_every_and_smoothing_in_batches_follow_the_frame_order() {
+    let plain = engine(false);
+    let frames = clip(PixelFormat::Rgb, 6);
+    let s = spec(PixelFormat::Rgb, "color");
+    let one = outputs(&plain, &s, &frames, 1, 2);
+    let batched = outputs(&plain, &s, &frames, 4, 2);
+    let (d, at) = max_diff(&one, &batched);
+    assert!(d <= 1, "frame {at} differs by {d}");
+}
+
+#[test]
+fn emulated_graphs_replay_the_same_frames_as_plain_runs() {
+    let plain = engine(false);
+    let emulated = engine(true);
+    assert_eq!(emulated.graph_mode(), Mode::Emulated);
+    // Past the warm-up runs and the capture, then several replays, with every frame
+    // different: stale static inputs or overwritten outputs would show.
+    for (format, background, batch) in [
+        (PixelFormat::I420, "blur", 1),
+        (PixelFormat::Nv12, "color", 2),
+        (PixelFormat::Bgrx, "blur", 2),
+    ] {
+        let n = batch * (MATTE_WARM_UP as usize + 4);
+        let frames = clip(format, n);
+        let s = spec(format, background);
+        let reference = outputs(&plain, &s, &frames, 1, 1);
+        let got = outputs(&emulated, &s, &frames, batch, 1);
+        let (d, at) = max_diff(&reference, &got);
+        assert!(
+            d <= 1,
+            "{format:?} batch {batch}: frame {at} differs by {d}"
+        );
+        // mask-every 3 through the replays too (a third of the batches run the
+        // network, so three times the frames to get past the capture).
+        let frames = clip(format, 3 * n);
+        let reference = outputs(&plain, &s, &frames, 1, 3);
+        let got = outputs(&emulated, &s, &frames, batch, 3);
+        let (d, at) = max_diff(&reference, &got);
+        assert!(
+            d <= 1,
+            "{format:?} batch {batch} mask-every 3: frame {at} differs by {d}"
+        );
+    }
+}
+
+#[test]
+fn a_batch_of_mixed_shapes_is_refused_by_name() {
+    let plain = engine(false);
+    let a = clip(PixelFormat::Rgb, 1);
+    let b = composite::solid(PixelFormat::Rgb, 32, 32, YuvMatrix::BT709, [1, 2, 3]);
+    let (mut transfer, mut state) = plain.render_state().unwrap();
+    let err = plain
+        .render_batch(
+            &mut transfer,
+            &mut state,
+            &spec(PixelFormat::Rgb, "blur"),
+            &[a[0].as_frame(), b.as_frame()],
+            &[true, true],
+        )
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("a batch mixes 96x64 Rgb with 32x32 Rgb"),
+        "{err}"
+    );
+}

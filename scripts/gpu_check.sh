@@ -14,7 +14,9 @@
 #      in flight) and through the bare engine (engine-bench);
 #   3. overlap: each stage waited for and timed alone, summed, next to the pipelined
 #      time per frame (engine rows "stages alone");
-#   4. PyTorch eager on the same GPU (the official demo's loop), fp32 and fp16.
+#   4. PyTorch eager on the same GPU (the official demo's loop), fp32 and fp16;
+#   5. the network's own GPU time (CUDA graph replays in PyTorch, contiguous and
+#      channels-last) and its top kernels (tools/modnet/gpu_profile.py).
 #
 # The most important rows come first (the target setting, fp16 1080p), each step has
 # its own time limit and the whole check a budget (GPU_CHECK_BUDGET seconds, 400 by
@@ -31,6 +33,7 @@ device=${GPU_CHECK_DEVICE:-cuda}
 frames=${GPU_CHECK_FRAMES:-150}
 sizes=${GPU_CHECK_SIZES:-1920x1080 1280x720}
 batches=${GPU_CHECK_BATCHES:-1,4,8}
+precisions=${GPU_CHECK_PRECISIONS:-fp16 fp32}
 budget=${GPU_CHECK_BUDGET:-400}
 step_limit=${GPU_CHECK_STEP_LIMIT:-120}
 out=${OUT:-/tmp/gpu-check}
@@ -67,7 +70,8 @@ step() {
   local limit=$((left < step_limit ? left : step_limit))
   echo "== $name (limit ${limit} s)" | tee -a "$log"
   local t0=$SECONDS
-  timeout -k 5 "$limit" "$@" >"$out/step.out" 2>>"$log"
+  # Through bash -c, so that a step may be one of the functions below.
+  timeout -k 5 "$limit" bash -c "$(declare -f m eager profile); \"\$@\"" step "$@" >"$out/step.out" 2>>"$log"
   local rc=$?
   tee -a "$log" <"$out/step.out" | grep '^|' >>"$rows"
   echo "   $name: rc $rc, $((SECONDS - t0)) s" | tee -a "$log"
@@ -93,6 +97,11 @@ bench() { # precision size
 eager() {
   (cd tools && LD_LIBRARY_PATH="$torch_lib" python3 -m modnet.gpu_reference --sizes "$(echo $sizes | tr ' ' ,)")
 }
+profile() {
+  (cd tools && LD_LIBRARY_PATH="$torch_lib" python3 -m modnet.gpu_profile --models "../$b" --size 896x512)
+}
+# The functions run in a child bash (step): it needs these.
+export b torch_lib sizes
 
 parity=(--device "$device" --size 512x512 --format rgb --photo "$b/astronaut.png" --model "$b/modnet_photographic.pt"
         --reference "$b/astronaut_ref512_matte.png" --graphs off,on --batch 1,4)
@@ -102,15 +111,19 @@ if [ "$device" = cuda ]; then
   step "parity fp32 (matte-image)" m --device cuda --reference "$b/astronaut_ref512_matte.png" --repeat 5
 fi
 first=${sizes%% *}
-bench fp16 "$first"
-step "element fp16 $first batch 16" "$b/element-bench" "${common[@]}" --precision fp16 --size "$first" \
+top=${precisions%% *}
+bench "$top" "$first"
+step "element $top $first batch 16" "$b/element-bench" "${common[@]}" --precision "$top" --size "$first" \
   --graphs on --batch 16 --in-flight 2
-[ "$device" = cuda ] && step "pytorch eager" eager
-bench fp32 "$first"
+if [ "$device" = cuda ]; then
+  step "pytorch eager" eager
+  step "gpu profile (network alone)" profile
+fi
 for size in $sizes; do
-  [ "$size" = "$first" ] && continue
-  bench fp16 "$size"
-  bench fp32 "$size"
+  for precision in $precisions; do
+    [ "$size/$precision" = "$first/$top" ] && continue
+    bench "$precision" "$size"
+  done
 done
 # The blurred background (more work on the GPU per frame) at the target setting.
 step "element blur fp16 $first" "$b/element-bench" "${common[@]}" --precision fp16 --size "$first" \

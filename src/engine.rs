@@ -204,9 +204,15 @@ impl Engine {
     /// first pays oneDNN's and the graph executor's one-off work, the second the
     /// profiling executor's optimised plan.
     pub fn warm_up(&self, width: u32, height: u32) -> Result<()> {
+        self.warm_up_batch(width, height, 1)
+    }
+
+    /// As `warm_up`, for `batch` frames per forward pass (on CUDA, cuDNN's algorithm
+    /// search per batch size takes seconds: better at negotiation than on frames).
+    pub fn warm_up_batch(&self, width: u32, height: u32, batch: usize) -> Result<()> {
         let (w, h) = preprocess::inference_size(width, height, self.config.ref_size);
         let input = tch::Tensor::f_zeros(
-            [1, 3, h as i64, w as i64],
+            [batch.max(1) as i64, 3, h as i64, w as i64],
             (tch::Kind::Float, self.device()),
         )?;
         for _ in 0..2 {
@@ -278,14 +284,31 @@ impl Engine {
         frames: &[Frame<'_>],
         infer: &[bool],
     ) -> Result<Vec<InFlight>> {
+        self.render_batch_padded(transfer, state, spec, frames, infer, frames.len())
+    }
+
+    /// As `render_batch`, run as a batch of `pad_to` frames (the last frame repeated,
+    /// its extra results dropped) when fewer frames are given: a stream's short last
+    /// batch then reuses the full batch's captured graphs and cuDNN choices instead
+    /// of paying a new shape's warm-up (seconds on a GPU, measured).
+    pub fn render_batch_padded(
+        &self,
+        transfer: &mut Transfer,
+        state: &mut RenderState,
+        spec: &RenderSpec,
+        frames: &[Frame<'_>],
+        infer: &[bool],
+        pad_to: usize,
+    ) -> Result<Vec<InFlight>> {
         let started = Instant::now();
         let Some(first) = frames.first() else {
             return Ok(Vec::new());
         };
-        let n = frames.len();
-        if infer.len() != n {
+        let real = frames.len();
+        let n = pad_to.max(real);
+        if infer.len() != real {
             return Err(Error::InvalidConfig(format!(
-                "{n} frames with {} infer flags",
+                "{real} frames with {} infer flags",
                 infer.len()
             )));
         }
@@ -311,7 +334,7 @@ impl Engine {
         // batch (more frames than upload slots) each is copied out of its slot.
         let mut planes: Vec<Tensor> = Vec::new();
         let mut batch = None;
-        for frame in frames {
+        for (i, frame) in frames.iter().enumerate() {
             let up = transfer.upload(frame)?;
             if mode != Mode::Plain {
                 let entry = match batch.take() {
@@ -333,6 +356,24 @@ impl Engine {
                 transfer.release()?;
             } else {
                 planes = up;
+            }
+            if i + 1 == real {
+                // Padding frames: the last real frame's planes again (into the static
+                // planes with graphs; shared tensors when plain).
+                let k = planes.len() / real;
+                for p in real..n {
+                    for j in 0..k {
+                        let src = planes[(real - 1) * k + j].shallow_clone();
+                        match batch.as_ref() {
+                            Some(entry) => {
+                                let mut s = entry.planes[p * k + j].shallow_clone();
+                                s.f_copy_(&src)?;
+                                planes.push(s);
+                            }
+                            None => planes.push(src),
+                        }
+                    }
+                }
             }
         }
         let per_frame = planes.len() / n;
@@ -373,6 +414,7 @@ impl Engine {
                 Some(entry) => entry.matte.run(mode, &planes, planes.len(), &mut work)?,
                 None => work(&planes)?,
             };
+            // Padding frames' mattes (past the real frames) are dropped here.
             for ((slot, m), &inferred) in mattes.iter_mut().zip(out).zip(infer) {
                 if inferred {
                     // A stage's outputs are rewritten by its next run: the history
@@ -394,10 +436,15 @@ impl Engine {
         // 3. EMA / reuse, frame by frame in order (outside any graph: it carries
         // state from frame to frame).
         let t3 = Instant::now();
-        let smoothed = mattes
+        let mut smoothed = mattes
             .into_iter()
+            .take(real)
             .map(|m| history.smooth(m, shape.width, shape.height, spec.smoothing, device))
             .collect::<Result<Vec<_>>>()?;
+        // Padding frames: the last real frame's matte (their outputs are dropped).
+        while smoothed.len() < n {
+            smoothed.push(smoothed[real - 1].shallow_clone());
+        }
 
         // 4. The output frames.
         let mut work = |x: &[Tensor]| -> Result<Vec<Tensor>> {
@@ -429,12 +476,12 @@ impl Engine {
 
         // 5. Downloads, frame by frame (each a copy: stage outputs are rewritten).
         let per_output = outputs.len() / n;
-        let mut downloads = Vec::with_capacity(n);
-        for planes in outputs.chunks(per_output.max(1)) {
+        let mut downloads = Vec::with_capacity(real);
+        for planes in outputs.chunks(per_output.max(1)).take(real) {
             downloads.push(transfer.download(planes.iter().map(Tensor::shallow_clone).collect())?);
         }
         timings.download = t4.elapsed();
-        let per = |d: Duration| d / n as u32;
+        let per = |d: Duration| d / real as u32;
         let share = StageTimings {
             upload: per(timings.upload),
             preprocess: per(timings.preprocess),

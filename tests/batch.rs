@@ -214,3 +214,60 @@ fn a_batch_of_mixed_shapes_is_refused_by_name() {
         "{err}"
     );
 }
+
+#[test]
+fn a_short_last_batch_runs_padded_on_the_full_batch_graphs() {
+    let plain = engine(false);
+    let emulated = engine(true);
+    let format = PixelFormat::I420;
+    let s = spec(format, "blur");
+    // Full batches of 3 past the capture, then 2 frames padded to 3.
+    let full = 3 * (MATTE_WARM_UP as usize + 2);
+    let frames = clip(format, full + 2);
+    let reference = outputs(&plain, &s, &frames, 1, 1);
+    let (mut transfer, mut state) = emulated.render_state().unwrap();
+    let mut got = Vec::new();
+    let mut status_before_short = None;
+    for chunk in frames.chunks(3) {
+        if chunk.len() < 3 {
+            status_before_short = Some(state.graph_status());
+        }
+        let views: Vec<_> = chunk.iter().map(OwnedFrame::as_frame).collect();
+        let in_flight = emulated
+            .render_batch_padded(
+                &mut transfer,
+                &mut state,
+                &s,
+                &views,
+                &vec![true; chunk.len()],
+                3,
+            )
+            .unwrap();
+        // Only the real frames come back.
+        assert_eq!(in_flight.len(), chunk.len());
+        for f in in_flight {
+            let mut bufs: Vec<Vec<u8>> = chunk[0].planes.iter().map(|p| vec![0; p.len()]).collect();
+            let sizes = format.plane_sizes(W as usize, H as usize);
+            let mut out = FrameMut {
+                format,
+                width: W,
+                height: H,
+                planes: bufs
+                    .iter_mut()
+                    .zip(&sizes)
+                    .map(|(data, (row, _))| PlaneMut { data, stride: *row })
+                    .collect(),
+                matrix: YuvMatrix::BT709,
+            };
+            f.finish(&mut out).unwrap();
+            got.push(bufs);
+        }
+    }
+    let (d, at) = max_diff(&reference, &got);
+    assert!(d <= 1, "frame {at} differs by {d}");
+    // The short batch replayed the full batch's graphs: none captured for it.
+    let before = status_before_short.unwrap();
+    let after = state.graph_status();
+    assert_eq!(after.captured, before.captured, "{before:?} -> {after:?}");
+    assert_eq!(after.replays, before.replays + 2, "{before:?} -> {after:?}");
+}

@@ -514,10 +514,11 @@ impl ModnetMatte {
             .clone()
             .ok_or(gst::FlowError::NotNegotiated)?;
         let frames = std::mem::take(&mut state.batch);
+        let pad_to = state.batch_size;
         let done = state
             .scheduler
             .submit_staged(move |engine: &Engine| {
-                render_job(engine, &path, spec, frames, info, out_info)
+                render_job(engine, &path, spec, frames, pad_to, info, out_info)
             })
             .map_err(|e| {
                 gst::element_imp_error!(self, gst::CoreError::Failed, ("{e}"));
@@ -875,6 +876,7 @@ fn render_job(
     path: &DevicePath,
     spec: RenderSpec,
     frames: Vec<Queued>,
+    pad_to: usize,
     info: gst_video::VideoInfo,
     out_info: gst_video::VideoInfo,
 ) -> Step<Done> {
@@ -893,8 +895,9 @@ fn render_job(
             .map(|v| input_frame(v, format, yuv_matrix(&info)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| "input buffer unreadable")?;
+        // A short last batch runs padded to the full one (same shape, same graphs).
         engine
-            .render_batch(transfer, state, &spec, &views, &infer)
+            .render_batch_padded(transfer, state, &spec, &views, &infer, pad_to)
             .map_err(|e| e.to_string())
     })();
     let m = transfer.memory();
@@ -1657,10 +1660,10 @@ impl VideoFilterImpl for ModnetMatte {
             imp = self,
             "{incaps} -> {outcaps}: network input {iw}x{ih}"
         );
-        // Warm up at the stream's size so that the first frame is not slow.
+        // Warm up at the stream's size (and batch) so that the first frame is not slow.
         state
             .engine
-            .warm_up(w, h)
+            .warm_up_batch(w, h, state.batch_size)
             .map_err(|e| gst::loggable_error!(CAT, "warm-up failed: {e}"))?;
         state.in_info = Some(in_info.clone());
         state.out_info = Some(out_info.clone());

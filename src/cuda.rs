@@ -302,31 +302,6 @@ impl Drop for Graph {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shim_is_built_and_a_shared_object() {
-        assert!(shim_built(), "no CUDA shim in this build: {WHY_NOT_BUILT}");
-        assert_eq!(&SHIM_BYTES[..4], b"\x7fELF");
-    }
-
-    #[test]
-    fn without_a_driver_everything_is_an_error_not_a_crash() {
-        // SAFETY: only probes for the driver library.
-        if unsafe { cudarc::driver::sys::is_culib_present() } {
-            return; // a GPU machine: scripts/gpu_check.sh covers it
-        }
-        let e = Stream::from_pool(0).unwrap_err().to_string();
-        assert!(e.contains("cuda:0") && e.contains("driver"), "{e}");
-        let e = Graph::capture(0, || Ok(())).err().map(|e| e.to_string());
-        assert!(e.is_some_and(|e| e.contains("cuda:0")));
-        assert!(current_stream(0).is_null());
-        assert!(available().is_err());
-    }
-}
-
 /// For tests on machines without a GPU: loads libtorch_cuda.so and the shim without
 /// asking for a driver, calls each entry, and returns what each said (Ok for none:
 /// there, every one must fail with a message, never crash). Not for the product.
@@ -352,4 +327,29 @@ pub fn entries_without_gpu() -> std::result::Result<Vec<std::result::Result<(), 
         ]
     };
     Ok(said)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shim_is_built_and_a_shared_object() {
+        assert!(shim_built(), "no CUDA shim in this build: {WHY_NOT_BUILT}");
+        assert_eq!(&SHIM_BYTES[..4], b"\x7fELF");
+    }
+
+    #[test]
+    fn without_a_driver_everything_is_an_error_not_a_crash() {
+        // SAFETY: only probes for the driver library.
+        if unsafe { cudarc::driver::sys::is_culib_present() } {
+            return; // a GPU machine: scripts/gpu_check.sh covers it
+        }
+        let e = Stream::from_pool(0).unwrap_err().to_string();
+        assert!(e.contains("cuda:0") && e.contains("driver"), "{e}");
+        let e = Graph::capture(0, || Ok(())).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("cuda:0")));
+        assert!(current_stream(0).is_null());
+        assert!(available().is_err());
+    }
 }

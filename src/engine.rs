@@ -464,7 +464,6 @@ impl Engine {
             Some(entry) => {
                 let out = entry.output(OutputKey::of(spec));
                 let planes_out = out.stage.run(mode, &inputs, planes.len(), &mut work)?;
-                drop(work);
                 keep_background(out, spec, background, device)?;
                 planes_out
             }

@@ -60,6 +60,33 @@ fn spec(format: PixelFormat, background: &str) -> RenderSpec {
     }
 }
 
+/// Waits for each frame's output; its planes, tight.
+fn finish_all(in_flight: Vec<modnetmatte::InFlight>, format: PixelFormat) -> Vec<Vec<Vec<u8>>> {
+    let sizes = format.plane_sizes(W as usize, H as usize);
+    in_flight
+        .into_iter()
+        .map(|f| {
+            let mut bufs: Vec<Vec<u8>> = sizes
+                .iter()
+                .map(|(row, rows)| vec![0; row * rows])
+                .collect();
+            let mut out = FrameMut {
+                format,
+                width: W,
+                height: H,
+                planes: bufs
+                    .iter_mut()
+                    .zip(&sizes)
+                    .map(|(data, (row, _))| PlaneMut { data, stride: *row })
+                    .collect(),
+                matrix: YuvMatrix::BT709,
+            };
+            f.finish(&mut out).unwrap();
+            bufs
+        })
+        .collect()
+}
+
 /// Every frame through the engine, `batch` at a time; the output planes of each.
 fn outputs(
     engine: &Engine,
@@ -73,29 +100,13 @@ fn outputs(
     for (c, chunk) in frames.chunks(batch).enumerate() {
         let views: Vec<_> = chunk.iter().map(OwnedFrame::as_frame).collect();
         let infer: Vec<bool> = (0..chunk.len())
-            .map(|i| (c * batch + i) % mask_every == 0)
+            .map(|i| (c * batch + i).is_multiple_of(mask_every))
             .collect();
         let in_flight = engine
             .render_batch(&mut transfer, &mut state, spec, &views, &infer)
             .unwrap();
         assert_eq!(in_flight.len(), chunk.len());
-        for (f, frame) in in_flight.into_iter().zip(chunk) {
-            let mut bufs: Vec<Vec<u8>> = frame.planes.iter().map(|p| vec![0; p.len()]).collect();
-            let sizes = frame.format.plane_sizes(W as usize, H as usize);
-            let mut out = FrameMut {
-                format: frame.format,
-                width: W,
-                height: H,
-                planes: bufs
-                    .iter_mut()
-                    .zip(&sizes)
-                    .map(|(data, (row, _))| PlaneMut { data, stride: *row })
-                    .collect(),
-                matrix: YuvMatrix::BT709,
-            };
-            f.finish(&mut out).unwrap();
-            all.push(bufs);
-        }
+        all.extend(finish_all(in_flight, chunk[0].format));
     }
     let status = state.graph_status();
     if engine.graph_mode() == Mode::Emulated
@@ -245,23 +256,7 @@ fn a_short_last_batch_runs_padded_on_the_full_batch_graphs() {
             .unwrap();
         // Only the real frames come back.
         assert_eq!(in_flight.len(), chunk.len());
-        for f in in_flight {
-            let mut bufs: Vec<Vec<u8>> = chunk[0].planes.iter().map(|p| vec![0; p.len()]).collect();
-            let sizes = format.plane_sizes(W as usize, H as usize);
-            let mut out = FrameMut {
-                format,
-                width: W,
-                height: H,
-                planes: bufs
-                    .iter_mut()
-                    .zip(&sizes)
-                    .map(|(data, (row, _))| PlaneMut { data, stride: *row })
-                    .collect(),
-                matrix: YuvMatrix::BT709,
-            };
-            f.finish(&mut out).unwrap();
-            got.push(bufs);
-        }
+        got.extend(finish_all(in_flight, format));
     }
     let (d, at) = max_diff(&reference, &got);
     assert!(d <= 1, "frame {at} differs by {d}");

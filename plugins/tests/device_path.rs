@@ -187,15 +187,8 @@ fn order_timestamps_and_count_at_every_depth_and_the_flush_discards() {
     let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
     h.set_src_caps(i.to_caps().unwrap());
     let rgb = photo_rgb(64, 48);
-    let push = |h: &mut Harness, ms: u64| {
-        let mut b = buffer_from_rgb(&i, &rgb);
-        b.get_mut()
-            .unwrap()
-            .set_pts(gst::ClockTime::from_mseconds(ms));
-        h.push(b).unwrap();
-    };
     for n in 0..3 {
-        push(&mut h, 100 * n);
+        push_at(&mut h, &i, &rgb, 100 * n);
     }
     while h.try_pull().is_some() {}
     assert!(h.push_event(gst::event::FlushStart::new()));
@@ -204,7 +197,7 @@ fn order_timestamps_and_count_at_every_depth_and_the_flush_discards() {
         gst::ClockTime,
     >::new()));
     for n in 10..12 {
-        push(&mut h, 100 * n);
+        push_at(&mut h, &i, &rgb, 100 * n);
     }
     assert!(h.push_event(gst::event::Eos::new()));
     let mut after = Vec::new();
@@ -264,15 +257,8 @@ fn a_flush_drops_the_frames_collected_for_a_batch() {
     h.set_live(false);
     h.set_src_caps(i.to_caps().unwrap());
     let rgb = photo_rgb(64, 48);
-    let push = |h: &mut Harness, ms: u64| {
-        let mut b = buffer_from_rgb(&i, &rgb);
-        b.get_mut()
-            .unwrap()
-            .set_pts(gst::ClockTime::from_mseconds(ms));
-        h.push(b).unwrap();
-    };
     for n in 0..6 {
-        push(&mut h, 100 * n);
+        push_at(&mut h, &i, &rgb, 100 * n);
     }
     // One batch of 4 is through or in flight; 2 frames wait for the next.
     assert!(h.push_event(gst::event::FlushStart::new()));
@@ -282,7 +268,7 @@ fn a_flush_drops_the_frames_collected_for_a_batch() {
         gst::ClockTime,
     >::new()));
     for n in 10..13 {
-        push(&mut h, 100 * n);
+        push_at(&mut h, &i, &rgb, 100 * n);
     }
     assert!(h.push_event(gst::event::Eos::new()));
     let mut after = Vec::new();

@@ -500,15 +500,8 @@ fn flush_discards_frames_in_flight() {
     let i = info(VideoFormat::Rgb, 64, 48);
     h.set_src_caps(i.to_caps().unwrap());
     let rgb = photo_rgb(64, 48);
-    let push = |h: &mut Harness, ms: u64| {
-        let mut b = buffer_from_rgb(&i, &rgb);
-        b.get_mut()
-            .unwrap()
-            .set_pts(gst::ClockTime::from_mseconds(ms));
-        h.push(b).unwrap();
-    };
     for n in 0..3 {
-        push(&mut h, 100 * n);
+        push_at(&mut h, &i, &rgb, 100 * n);
     }
     let mut before = Vec::new();
     while let Some(b) = h.try_pull() {
@@ -524,7 +517,7 @@ fn flush_discards_frames_in_flight() {
         gst::ClockTime,
     >::new()));
     for n in 10..12 {
-        push(&mut h, 100 * n);
+        push_at(&mut h, &i, &rgb, 100 * n);
     }
     assert!(h.push_event(gst::event::Eos::new()));
     let mut after = Vec::new();

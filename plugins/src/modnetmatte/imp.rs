@@ -491,6 +491,17 @@ impl ModnetMatte {
         } else {
             state.scheduler.submit(move |_: &Engine| Done::Reuse(inbuf))
         };
+        self.absorb(state, settings, submitted)
+    }
+
+    /// Takes in what the worker has finished (in order), or posts why the worker could
+    /// not take a job.
+    fn absorb(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        submitted: modnetmatte::Result<Vec<Done>>,
+    ) -> Result<(), gst::FlowError> {
         let done = submitted.map_err(|e| {
             gst::element_imp_error!(self, gst::CoreError::Failed, ("{e}"));
             gst::FlowError::Error
@@ -515,19 +526,10 @@ impl ModnetMatte {
             .ok_or(gst::FlowError::NotNegotiated)?;
         let frames = std::mem::take(&mut state.batch);
         let pad_to = state.batch_size;
-        let done = state
-            .scheduler
-            .submit_staged(move |engine: &Engine| {
-                render_job(engine, &path, spec, frames, pad_to, info, out_info)
-            })
-            .map_err(|e| {
-                gst::element_imp_error!(self, gst::CoreError::Failed, ("{e}"));
-                gst::FlowError::Error
-            })?;
-        for d in done {
-            self.complete(state, settings, d)?;
-        }
-        Ok(())
+        let submitted = state.scheduler.submit_staged(move |engine: &Engine| {
+            render_job(engine, &path, spec, frames, pad_to, info, out_info)
+        });
+        self.absorb(state, settings, submitted)
     }
 
     /// Posts a worker's failure on the bus; the flow error to return.

@@ -79,6 +79,15 @@ pub fn buffer_from_rgb(info: &gst_video::VideoInfo, rgb: &[u8]) -> gst::Buffer {
 
 /// Any output buffer back to packed RGB (GRAY8: the grey value three times), and
 /// the alpha channel where the format has one.
+/// Pushes a frame of `rgb` at `ms` milliseconds into the harness (it must take it).
+pub fn push_at(h: &mut gst_check::Harness, info: &gst_video::VideoInfo, rgb: &[u8], ms: u64) {
+    let mut b = buffer_from_rgb(info, rgb);
+    b.get_mut()
+        .unwrap()
+        .set_pts(gst::ClockTime::from_mseconds(ms));
+    h.push(b).unwrap();
+}
+
 pub fn decode(info: &gst_video::VideoInfo, buffer: &gst::BufferRef) -> (Vec<u8>, Option<Vec<u8>>) {
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).unwrap();
     let format = pixel_format(info.format());

@@ -61,6 +61,7 @@ fn stages(c: &mut Criterion) {
             });
             if ref_size == 512 {
                 let (matte, _) = engine.matte(&frame).unwrap();
+                let alpha = matte.alpha_u8();
                 let bg = composite::solid(PixelFormat::I420, w, h, YuvMatrix::BT709, [0, 177, 64]);
                 let mut dst = i420.clone();
                 g.bench_function(format!("blend_i420/{w}x{h}"), |b| {
@@ -77,13 +78,8 @@ fn stages(c: &mut Criterion) {
                                 .collect(),
                             matrix: YuvMatrix::BT709,
                         };
-                        composite::blend(
-                            &frame,
-                            &bg.as_frame(),
-                            black_box(&matte.alpha_u8),
-                            &mut out,
-                        )
-                        .unwrap()
+                        composite::blend(&frame, &bg.as_frame(), black_box(&alpha), &mut out)
+                            .unwrap()
                     })
                 });
                 g.bench_function(format!("blur16_i420/{w}x{h}"), |b| {

@@ -8,6 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::frame::{Frame, FrameMut, PixelFormat, Plane, YuvMatrix};
+use crate::output::{BackgroundSource, OutputKind, OutputSpec};
 
 /// A frame that owns its planes, rows tightly packed.
 #[derive(Debug, Clone)]
@@ -298,6 +299,44 @@ fn chroma_alpha(alpha: &[u8], w: usize, h: usize, cx: usize, cy: usize, rows: us
         }
     }
     (sum + n / 2) / n
+}
+
+/// Float alpha in [0,1] -> 8-bit alpha: hard at `threshold` when it is in (0, 1)
+/// (>= threshold: 255, else 0), else round(clamp(a) x 255). The device path's
+/// `composite_tensor::alpha_u8` is this rule on tensors.
+pub fn alpha_u8(alpha: &[f32], threshold: f64) -> Vec<u8> {
+    let hard = threshold > 0.0 && threshold < 1.0;
+    alpha
+        .iter()
+        .map(|&a| match hard {
+            true if f64::from(a) >= threshold => 255,
+            true => 0,
+            false => (a.clamp(0.0, 1.0) * 255.0).round() as u8,
+        })
+        .collect()
+}
+
+/// The whole output frame on the CPU for `frame` and its matte (float alpha, one per
+/// pixel): the threshold, then the composite over `spec`'s background (the frame
+/// blurred, or a prepared frame of the same shape), the alpha output or the grey
+/// matte. `composite_tensor::output_planes` is the same on tensors.
+pub fn output_frame(
+    frame: &Frame<'_>,
+    alpha: &[f32],
+    spec: &OutputSpec,
+    out: &mut FrameMut<'_>,
+) -> Result<()> {
+    let alpha = alpha_u8(alpha, spec.threshold);
+    match (&spec.output, &spec.background) {
+        (OutputKind::Matte, _) => write_gray(&alpha, out),
+        (OutputKind::Alpha(_), _) => with_alpha(frame, &alpha, out),
+        (OutputKind::Composite, BackgroundSource::Blur(radius)) => {
+            blend(frame, &blurred(frame, *radius)?.as_frame(), &alpha, out)
+        }
+        (OutputKind::Composite, BackgroundSource::Frame(bg)) => {
+            blend(frame, &bg.as_frame(), &alpha, out)
+        }
+    }
 }
 
 /// out = alpha x fg + (1 - alpha) x bg; all three frames of one format and size.

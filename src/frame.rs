@@ -164,6 +164,18 @@ pub struct Plane<'a> {
     pub stride: usize,
 }
 
+/// A frame size written WIDTHxHEIGHT (command-line arguments), each side 1 to 8192.
+pub fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("{s:?}: expected WIDTHxHEIGHT, e.g. 1280x720"))?;
+    let side = |v: &str| match v.parse::<u32>() {
+        Ok(n) if (1..=8192).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?}: each side must be a number from 1 to 8192")),
+    };
+    Ok((side(w)?, side(h)?))
+}
+
 /// What a frame is, without its bytes: format, size and (for YUV) colour matrix.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FrameShape {

@@ -22,7 +22,7 @@ use crate::composite::OwnedFrame;
 use crate::cuda;
 use crate::error::{Error, Result};
 use crate::frame::FrameShape;
-use crate::render::{BackgroundSource, OutputKind, RenderSpec};
+use crate::output::{BackgroundSource, OutputKind, OutputSpec};
 
 /// Plain runs before a capture. MODNet's forward needs at least 5: TorchScript's
 /// profiling executor specialises over its first runs.
@@ -210,7 +210,7 @@ pub struct OutputKey {
 }
 
 impl OutputKey {
-    pub fn of(spec: &RenderSpec) -> Self {
+    pub fn of(spec: &OutputSpec) -> Self {
         let (blur, background) = match (&spec.output, &spec.background) {
             (OutputKind::Composite, BackgroundSource::Blur(r)) => (Some(*r), None),
             (OutputKind::Composite, BackgroundSource::Frame(f)) => {
@@ -322,13 +322,13 @@ pub struct Status {
 }
 
 impl Cache {
-    /// The stages for `frames` frames of `shape`, made if new, with `planes_per_frame`
-    /// static planes shaped like `like` (one frame's uploaded planes).
+    /// The stages for `frames` frames of `shape` on `device`, made if new (with the
+    /// static planes both stages read: uint8 [rows, row bytes] per plane per frame).
     pub fn batch(
         &mut self,
         shape: FrameShape,
         frames: usize,
-        like: &[Tensor],
+        device: tch::Device,
     ) -> Result<&mut BatchStages> {
         let found = self
             .entries
@@ -337,10 +337,14 @@ impl Cache {
         let entry = match found {
             Some(i) => self.entries.remove(i),
             None => {
-                let mut planes = Vec::with_capacity(frames * like.len());
+                let sizes = shape
+                    .format
+                    .plane_sizes(shape.width as usize, shape.height as usize);
+                let mut planes = Vec::with_capacity(frames * sizes.len());
                 for _ in 0..frames {
-                    for p in like {
-                        planes.push(p.f_empty_like()?.f_contiguous()?);
+                    for (row, rows) in &sizes {
+                        let size = [*rows as i64, *row as i64];
+                        planes.push(Tensor::f_empty(size, (tch::Kind::Uint8, device))?);
                     }
                 }
                 BatchStages {
@@ -464,7 +468,7 @@ mod tests {
 
     #[test]
     fn output_keys_follow_what_the_graph_depends_on() {
-        let spec = |bg: BackgroundSource, threshold: f64, smoothing: f32| RenderSpec {
+        let spec = |bg: BackgroundSource, threshold: f64, smoothing: f32| OutputSpec {
             output: OutputKind::Composite,
             background: bg,
             threshold,
@@ -474,7 +478,7 @@ mod tests {
         assert_eq!(a, OutputKey::of(&spec(BackgroundSource::Blur(8), 0.0, 0.7)));
         assert_ne!(a, OutputKey::of(&spec(BackgroundSource::Blur(9), 0.0, 0.0)));
         assert_ne!(a, OutputKey::of(&spec(BackgroundSource::Blur(8), 0.5, 0.0)));
-        let matte = |bg| RenderSpec {
+        let matte = |bg| OutputSpec {
             output: OutputKind::Matte,
             ..spec(bg, 0.0, 0.0)
         };

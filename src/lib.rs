@@ -2,28 +2,33 @@
 //! it. A frame goes `preprocess` (size rule, colour order, normalisation, resize) ->
 //! `model` (the TorchScript forward pass) -> `postprocess` (resize back, quantise), then
 //! `composite` (backgrounds, blending, alpha output); `engine` ties them together on a
-//! `device`. The device path (`render` on tensors, `transfer` for pinned CUDA copies)
-//! keeps the frame on the GPU from upload to download, on a stream of its own, with
-//! its stages replayed from CUDA graphs (`graphs`, through the C++ shim in `cuda`).
+//! `device`. The device path (`device_path`: `transfer` for pinned CUDA copies,
+//! `composite_tensor` for the output frame as tensor ops) keeps the frame on the GPU
+//! from upload to download, on a stream of its own, with its stages replayed from CUDA
+//! graphs (`graphs`, through the C++ shim in `cuda`). `output` says what the element
+//! makes of a frame, for both compositing paths.
 //! See ARCHITECTURE.md.
 
 pub mod composite;
+pub mod composite_tensor;
 pub mod cuda;
 pub mod device;
+pub mod device_path;
 pub mod engine;
 pub mod error;
 pub mod frame;
 pub mod graphs;
 pub mod model;
+pub mod output;
 pub mod postprocess;
 pub mod preprocess;
-pub mod render;
 pub mod schedule;
 pub mod temporal;
 pub mod transfer;
 
 pub use device::DeviceRequest;
-pub use engine::{Engine, EngineConfig, InFlight, StageTimings};
+pub use device_path::{DevicePath, InFlight};
+pub use engine::{Engine, EngineConfig, StageTimings};
 pub use error::{Error, Result};
 pub use frame::{Frame, FrameMut, FrameShape, PixelFormat, YuvMatrix};
 pub use model::Precision;

@@ -1,6 +1,6 @@
 //! Network output -> alpha at the frame's size.
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::error::Result;
 
@@ -11,8 +11,13 @@ pub struct Matte {
     pub height: u32,
     /// Alpha in [0,1].
     pub alpha: Vec<f32>,
-    /// Alpha in 0..=255 (rounded).
-    pub alpha_u8: Vec<u8>,
+}
+
+impl Matte {
+    /// Alpha in 0..=255 (rounded; `composite::alpha_u8`'s soft rule), made when asked.
+    pub fn alpha_u8(&self) -> Vec<u8> {
+        crate::composite::alpha_u8(&self.alpha, 0.0)
+    }
 }
 
 /// [1,1,h,w] matte -> frame-sized alpha (bilinear, align_corners = false, as in
@@ -21,17 +26,11 @@ pub fn to_matte(out: &Tensor, width: u32, height: u32) -> Result<Matte> {
     let alpha = frame_matte(out, width, height)?
         .f_to_device(tch::Device::Cpu)?
         .f_contiguous()?;
-    let alpha_u8 = alpha
-        .f_mul_scalar(255.0)?
-        .f_round()?
-        .f_to_kind(Kind::Uint8)?;
     let alpha = Vec::<f32>::try_from(alpha.f_flatten(0, -1)?)?;
-    let alpha_u8 = Vec::<u8>::try_from(alpha_u8.f_flatten(0, -1)?)?;
     Ok(Matte {
         width,
         height,
         alpha,
-        alpha_u8,
     })
 }
 
@@ -57,6 +56,6 @@ mod tests {
         let m = Tensor::from_slice(&[0.0f32, 1.0]).view([1, 1, 1, 2]);
         let matte = to_matte(&m, 4, 1).unwrap();
         assert_eq!(matte.alpha, vec![0.0, 0.25, 0.75, 1.0]);
-        assert_eq!(matte.alpha_u8, vec![0, 64, 191, 255]);
+        assert_eq!(matte.alpha_u8(), vec![0, 64, 191, 255]);
     }
 }

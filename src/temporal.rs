@@ -32,11 +32,10 @@ impl Default for TemporalConfig {
     }
 }
 
-impl TemporalConfig {
-    /// Frames of delay this configuration adds.
-    pub fn delay_frames(&self) -> u32 {
-        u32::from(self.ofd)
-    }
+/// The mask-every rule: the network runs on frame `index` (counted from 0 since the
+/// stream started or was flushed) when it is a multiple of `mask_every`.
+pub fn is_network_frame(index: u64, mask_every: u32) -> bool {
+    index.is_multiple_of(u64::from(mask_every.max(1)))
 }
 
 #[derive(Debug, Default)]
@@ -64,9 +63,7 @@ impl Temporal {
     pub fn needs_inference(&self, config: &TemporalConfig, width: u32, height: u32) -> bool {
         self.last_raw.is_none()
             || self.size != (width, height)
-            || self
-                .frames_seen
-                .is_multiple_of(u64::from(config.mask_every.max(1)))
+            || is_network_frame(self.frames_seen, config.mask_every)
     }
 
     /// The next frame's matte from the network. Returns the matte of the frame that

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use modnetmatte::composite::{self, OwnedFrame};
 use modnetmatte::frame::PlaneMut;
 use modnetmatte::graphs::{MATTE_WARM_UP, Mode};
-use modnetmatte::render::{BackgroundSource, OutputKind, RenderSpec};
-use modnetmatte::{Engine, EngineConfig, FrameMut, PixelFormat, YuvMatrix};
+use modnetmatte::output::{BackgroundSource, OutputKind, OutputSpec};
+use modnetmatte::{DevicePath, Engine, EngineConfig, FrameMut, PixelFormat, YuvMatrix};
 
 const W: u32 = 96;
 const H: u32 = 64;
@@ -42,8 +42,8 @@ fn clip(format: PixelFormat, n: usize) -> Vec<OwnedFrame> {
         .collect()
 }
 
-fn spec(format: PixelFormat, background: &str) -> RenderSpec {
-    RenderSpec {
+fn spec(format: PixelFormat, background: &str) -> OutputSpec {
+    OutputSpec {
         output: OutputKind::Composite,
         background: match background {
             "blur" => BackgroundSource::Blur(5),
@@ -90,25 +90,25 @@ fn finish_all(in_flight: Vec<modnetmatte::InFlight>, format: PixelFormat) -> Vec
 /// Every frame through the engine, `batch` at a time; the output planes of each.
 fn outputs(
     engine: &Engine,
-    spec: &RenderSpec,
+    spec: &OutputSpec,
     frames: &[OwnedFrame],
     batch: usize,
     mask_every: usize,
 ) -> Vec<Vec<Vec<u8>>> {
-    let (mut transfer, mut state) = engine.render_state().unwrap();
+    let mut path = DevicePath::new(engine).unwrap();
     let mut all = Vec::new();
     for (c, chunk) in frames.chunks(batch).enumerate() {
         let views: Vec<_> = chunk.iter().map(OwnedFrame::as_frame).collect();
         let infer: Vec<bool> = (0..chunk.len())
             .map(|i| (c * batch + i).is_multiple_of(mask_every))
             .collect();
-        let in_flight = engine
-            .render_batch(&mut transfer, &mut state, spec, &views, &infer)
+        let in_flight = path
+            .run_batch(engine, spec, &views, &infer, views.len())
             .unwrap();
         assert_eq!(in_flight.len(), chunk.len());
         all.extend(finish_all(in_flight, chunk[0].format));
     }
-    let status = state.graph_status();
+    let status = path.graph_status();
     if engine.graph_mode() == Mode::Emulated
         && mask_every == 1
         && frames.len() / batch > MATTE_WARM_UP as usize
@@ -208,14 +208,14 @@ fn a_batch_of_mixed_shapes_is_refused_by_name() {
     let plain = engine(false);
     let a = clip(PixelFormat::Rgb, 1);
     let b = composite::solid(PixelFormat::Rgb, 32, 32, YuvMatrix::BT709, [1, 2, 3]);
-    let (mut transfer, mut state) = plain.render_state().unwrap();
-    let err = plain
-        .render_batch(
-            &mut transfer,
-            &mut state,
+    let mut path = DevicePath::new(&plain).unwrap();
+    let err = path
+        .run_batch(
+            &plain,
             &spec(PixelFormat::Rgb, "blur"),
             &[a[0].as_frame(), b.as_frame()],
             &[true, true],
+            2,
         )
         .err()
         .unwrap()
@@ -236,23 +236,16 @@ fn a_short_last_batch_runs_padded_on_the_full_batch_graphs() {
     let full = 3 * (MATTE_WARM_UP as usize + 2);
     let frames = clip(format, full + 2);
     let reference = outputs(&plain, &s, &frames, 1, 1);
-    let (mut transfer, mut state) = emulated.render_state().unwrap();
+    let mut path = DevicePath::new(&emulated).unwrap();
     let mut got = Vec::new();
     let mut status_before_short = None;
     for chunk in frames.chunks(3) {
         if chunk.len() < 3 {
-            status_before_short = Some(state.graph_status());
+            status_before_short = Some(path.graph_status());
         }
         let views: Vec<_> = chunk.iter().map(OwnedFrame::as_frame).collect();
-        let in_flight = emulated
-            .render_batch_padded(
-                &mut transfer,
-                &mut state,
-                &s,
-                &views,
-                &vec![true; chunk.len()],
-                3,
-            )
+        let in_flight = path
+            .run_batch(&emulated, &s, &views, &vec![true; chunk.len()], 3)
             .unwrap();
         // Only the real frames come back.
         assert_eq!(in_flight.len(), chunk.len());
@@ -262,7 +255,7 @@ fn a_short_last_batch_runs_padded_on_the_full_batch_graphs() {
     assert!(d <= 1, "frame {at} differs by {d}");
     // The short batch replayed the full batch's graphs: none captured for it.
     let before = status_before_short.unwrap();
-    let after = state.graph_status();
+    let after = path.graph_status();
     assert_eq!(after.captured, before.captured, "{before:?} -> {after:?}");
     assert_eq!(after.replays, before.replays + 2, "{before:?} -> {after:?}");
 }

@@ -62,7 +62,7 @@ fn awkward_frames_give_a_matte_of_their_own_size() {
             .unwrap();
         assert_eq!((matte.width, matte.height), (w, h));
         assert_eq!(matte.alpha.len(), (w * h) as usize);
-        assert_eq!(matte.alpha_u8.len(), (w * h) as usize);
+        assert_eq!(matte.alpha_u8().len(), (w * h) as usize);
         assert!(matte.alpha.iter().all(|a| (0.0..=1.0).contains(a)));
         assert!(t.inference > std::time::Duration::ZERO);
     }
@@ -94,7 +94,7 @@ fn padded_rows_and_bgr_give_the_same_matte() {
     let mut frame = Frame::packed(&bgrx, w, h, PixelFormat::Bgrx);
     frame.planes[0].stride = stride;
     let (matte, _) = engine.matte(&frame).unwrap();
-    assert_eq!(matte.alpha_u8, reference.alpha_u8);
+    assert_eq!(matte.alpha_u8(), reference.alpha_u8());
 }
 
 #[test]

@@ -61,7 +61,7 @@ fn check(name: &str, ref_size: u32) {
 
     // The 8-bit alpha is the float alpha rounded, so it inherits the bound (+ rounding).
     let d8 = matte
-        .alpha_u8
+        .alpha_u8()
         .iter()
         .zip(reference.as_raw())
         .map(|(&a, &b)| (a as f64 / 255.0 - b as f64 / 65535.0).abs())

@@ -34,7 +34,7 @@ fn fp16_on_a_cpu_falls_back_to_fp32_and_says_so() {
     let frame = Frame::packed(&rgb, w, h, PixelFormat::Rgb);
     let (a, _) = e32.matte(&frame).unwrap();
     let (b, _) = e16.matte(&frame).unwrap();
-    assert_eq!(a.alpha_u8, b.alpha_u8);
+    assert_eq!(a.alpha_u8(), b.alpha_u8());
 }
 
 #[test]

@@ -1,14 +1,16 @@
-//! The device path's tensor ops (`render`, run here on libtorch's CPU kernels) against
+//! The device path's tensor ops (`composite_tensor`, run here on libtorch's CPU kernels) against
 //! the CPU loops of `composite`: every input format, every output, every background,
-//! odd sizes and padded rows; and `Engine::render` against `Engine::matte` + the loops.
+//! odd sizes and padded rows; and `DevicePath::run` against `Engine::matte` + the loops.
 
 mod common;
 
 use std::sync::Arc;
 
+use modnetmatte::DevicePath;
 use modnetmatte::composite::{self, OwnedFrame};
+use modnetmatte::composite_tensor::{self, BackgroundCache, MatteHistory};
 use modnetmatte::frame::{Plane, PlaneMut};
-use modnetmatte::render::{self, BackgroundSource, OutputKind, RenderSpec, RenderState};
+use modnetmatte::output::{BackgroundSource, OutputKind, OutputSpec};
 use modnetmatte::transfer::Transfer;
 use modnetmatte::{Engine, EngineConfig, Frame, FrameMut, PixelFormat, YuvMatrix};
 use tch::{Device, Kind, Tensor};
@@ -122,29 +124,21 @@ fn max_diff(a: &[Vec<u8>], b: &[Vec<u8>]) -> u8 {
 /// The tensor path's output for `frame` and matte `alpha` (u8), through `Transfer`'s
 /// CPU upload and download, as the engine runs it.
 fn tensor_output(
-    spec: &RenderSpec,
+    spec: &OutputSpec,
     frame: &Frame<'_>,
     alpha: &[u8],
     out: PixelFormat,
 ) -> Vec<Vec<u8>> {
     let mut transfer = Transfer::new(Device::Cpu).unwrap();
-    let mut state = RenderState::new();
+    let mut background = BackgroundCache::default();
     let planes = transfer.upload(frame).unwrap();
     let matte = Tensor::from_slice(alpha)
         .view([frame.height as i64, frame.width as i64])
         .to_kind(Kind::Float)
         / 255.0;
-    let result = render::render(
-        &mut state,
-        spec,
-        &planes,
-        frame.format,
-        frame.width,
-        frame.height,
-        frame.matrix,
-        &matte,
-    )
-    .unwrap();
+    let result =
+        composite_tensor::output_planes(&mut background, spec, &planes, &frame.shape(), &matte)
+            .unwrap();
     let download = transfer.download(result).unwrap();
     with_output(out, frame.width, frame.height, |o| {
         o.matrix = frame.matrix;
@@ -152,8 +146,8 @@ fn tensor_output(
     })
 }
 
-fn spec(output: OutputKind, background: BackgroundSource) -> RenderSpec {
-    RenderSpec {
+fn spec(output: OutputKind, background: BackgroundSource) -> OutputSpec {
+    OutputSpec {
         output,
         background,
         threshold: 0.0,
@@ -247,17 +241,13 @@ fn a_background_of_the_wrong_size_is_refused() {
         YuvMatrix::BT601,
         [0, 255, 0],
     ));
-    let mut state = RenderState::new();
     let planes = Transfer::new(Device::Cpu).unwrap().upload(&frame).unwrap();
     let matte = Tensor::zeros([8, 8], (Kind::Float, Device::Cpu));
-    let err = render::render(
-        &mut state,
+    let err = composite_tensor::output_planes(
+        &mut BackgroundCache::default(),
         &spec(OutputKind::Composite, BackgroundSource::Frame(bg)),
         &planes,
-        frame.format,
-        8,
-        8,
-        frame.matrix,
+        &frame.shape(),
         &matte,
     )
     .unwrap_err()
@@ -285,7 +275,7 @@ fn smoothing_and_reuse_follow_the_temporal_rules() {
         ofd: false,
     };
     let mut cpu = Temporal::new();
-    let mut dev = RenderState::new();
+    let mut dev = MatteHistory::default();
     // Network on frames 0 and 2, reuse on 1 and 3 (mask-every 2).
     for (i, m) in mattes.iter().enumerate() {
         let infer = i % 2 == 0;
@@ -305,7 +295,7 @@ fn smoothing_and_reuse_follow_the_temporal_rules() {
 }
 
 #[test]
-fn engine_render_on_the_cpu_equals_matte_then_blend() {
+fn device_path_on_the_cpu_equals_matte_then_blend() {
     let mut config = EngineConfig::new(common::model());
     config.device = modnetmatte::DeviceRequest::Cpu;
     config.ref_size = 128;
@@ -319,13 +309,11 @@ fn engine_render_on_the_cpu_equals_matte_then_blend() {
     let (matte, _) = engine.matte(&frame).unwrap();
     let expected = with_output(PixelFormat::Rgb, 160, 120, |o| {
         let bg = composite::blurred(&frame, 6).unwrap();
-        composite::blend(&frame, &bg.as_frame(), &matte.alpha_u8, o).unwrap()
+        composite::blend(&frame, &bg.as_frame(), &matte.alpha_u8(), o).unwrap()
     });
-    let (mut transfer, mut state) = engine.render_state().unwrap();
+    let mut path = DevicePath::new(&engine).unwrap();
     let spec = spec(OutputKind::Composite, BackgroundSource::Blur(6));
-    let in_flight = engine
-        .render(&mut transfer, &mut state, &spec, &frame, true)
-        .unwrap();
+    let in_flight = path.run(&engine, &spec, &frame, true).unwrap();
     let mut timings = None;
     let got = with_output(PixelFormat::Rgb, 160, 120, |o| {
         timings = Some(in_flight.finish(o).unwrap())
@@ -335,9 +323,7 @@ fn engine_render_on_the_cpu_equals_matte_then_blend() {
     assert!(timings.inference > std::time::Duration::ZERO);
     assert!(timings.wall >= timings.inference);
     // The next frame reuses the matte (mask-every): same output, no network.
-    let in_flight = engine
-        .render(&mut transfer, &mut state, &spec, &frame, false)
-        .unwrap();
+    let in_flight = path.run(&engine, &spec, &frame, false).unwrap();
     let again = with_output(PixelFormat::Rgb, 160, 120, |o| {
         assert_eq!(
             in_flight.finish(o).unwrap().inference,

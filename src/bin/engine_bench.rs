@@ -7,18 +7,19 @@
 //!     engine-bench --size 1920x1080 --device cuda --precision fp16 --in-flight 1,2 \
 //!         --graphs off,on --batch 1,4,8 --stages
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use modnetmatte::composite;
-use modnetmatte::frame::PlaneMut;
-use modnetmatte::render::{BackgroundSource, OutputKind, RenderSpec};
+use modnetmatte::composite::{self, OwnedFrame};
+use modnetmatte::frame::{PlaneMut, parse_size};
+use modnetmatte::output::{BackgroundSource, OutputKind, OutputSpec};
 use modnetmatte::schedule::{Scheduler, Step};
 use modnetmatte::{
-    DeviceRequest, Engine, EngineConfig, FrameMut, PixelFormat, Precision, StageTimings, YuvMatrix,
+    DevicePath, DeviceRequest, Engine, EngineConfig, FrameMut, InFlight, PixelFormat, Precision,
+    StageTimings, YuvMatrix,
 };
 
 #[derive(Debug, Parser)]
@@ -81,16 +82,6 @@ struct Args {
     max_diff: f64,
 }
 
-fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
-    let (w, h) = s
-        .split_once('x')
-        .ok_or_else(|| format!("{s:?}: expected WIDTHxHEIGHT"))?;
-    match (w.parse::<u32>(), h.parse::<u32>()) {
-        (Ok(w), Ok(h)) if (1..=8192).contains(&w) && (1..=8192).contains(&h) => Ok((w, h)),
-        _ => Err(format!("{s:?}: sides must be numbers from 1 to 8192")),
-    }
-}
-
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
@@ -103,6 +94,16 @@ fn p95(v: &mut [f64]) -> f64 {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// One engine's runs: the arguments, the frame, the output asked for, the row label.
+struct Bench<'a> {
+    a: &'a Args,
+    engine: Arc<Engine>,
+    frame: Arc<OwnedFrame>,
+    spec: OutputSpec,
+    graphs: &'a str,
+    label: String,
 }
 
 fn main() -> Result<()> {
@@ -128,166 +129,146 @@ fn main() -> Result<()> {
         photo.as_raw(),
     )?);
     for graphs in &a.graphs {
-        let on = match graphs.as_str() {
-            "on" => true,
-            "off" => false,
-            other => bail!("--graphs {other}: expected on or off"),
-        };
+        let bench = Bench::new(&a, graphs, frame.clone())?;
+        match &a.reference {
+            Some(reference) => bench.parity(reference)?,
+            None => bench.timing()?,
+        }
+    }
+    Ok(())
+}
+
+impl<'a> Bench<'a> {
+    /// A fresh engine for one `--graphs` value.
+    fn new(a: &'a Args, graphs: &'a str, frame: Arc<OwnedFrame>) -> Result<Self> {
         let mut config = EngineConfig::new(&a.model);
         config.device = a.device;
         config.precision = a.precision;
         config.ref_size = a.ref_size;
-        config.warmup_frame = Some((w, h));
-        config.cuda_graphs = on;
+        config.warmup_frame = Some(a.size);
+        config.cuda_graphs = match graphs {
+            "on" => true,
+            "off" => false,
+            other => bail!("--graphs {other}: expected on or off"),
+        };
         let engine = Arc::new(Engine::new(config)?);
         eprintln!("{} (graphs {graphs})", engine.device_note());
-        match &a.reference {
-            Some(reference) => parity(&a, &engine, &frame, graphs, reference)?,
-            None => bench(&a, &engine, &frame, format, graphs)?,
-        }
-    }
-    Ok(())
-}
-
-/// The device path's matte (output=matte) against a reference, past the graphs'
-/// warm-up and capture, for each batch size; fails past --max-diff.
-fn parity(
-    a: &Args,
-    engine: &Engine,
-    frame: &modnetmatte::composite::OwnedFrame,
-    graphs: &str,
-    reference: &std::path::Path,
-) -> Result<()> {
-    let (w, h) = a.size;
-    let r = image::open(reference)
-        .with_context(|| format!("reference {}", reference.display()))?
-        .to_luma16();
-    if r.dimensions() != (w, h) {
-        bail!("reference is {:?}, --size {w}x{h}", r.dimensions());
-    }
-    let spec = RenderSpec {
-        output: OutputKind::Matte,
-        background: BackgroundSource::Blur(1),
-        threshold: 0.0,
-        smoothing: 0.0,
-    };
-    let mut worst = 0.0f64;
-    for &batch in &a.batch {
-        let batch = batch.max(1);
-        let (mut transfer, mut state) = engine.render_state()?;
-        let mut last = Vec::new();
-        for _ in 0..(modnetmatte::graphs::MATTE_WARM_UP + 3) {
-            let frames = vec![frame.as_frame(); batch];
-            let in_flight = engine.render_batch(
-                &mut transfer,
-                &mut state,
-                &spec,
-                &frames,
-                &vec![true; batch],
-            )?;
-            last.clear();
-            for f in in_flight {
-                let mut out = vec![vec![0u8; (w * h) as usize]];
-                let mut o = out_frame(PixelFormat::Gray8, w, h, &mut out);
-                f.finish(&mut o)?;
-                last.push(out.remove(0));
-            }
-        }
-        let max = last
-            .iter()
-            .flat_map(|m| {
-                m.iter()
-                    .zip(r.as_raw())
-                    .map(|(&a, &b)| (f64::from(a) - f64::from(b) / 65535.0 * 255.0).abs())
-            })
-            .fold(0.0, f64::max);
-        worst = worst.max(max);
-        println!(
-            "| parity | {w}x{h} {} | {} | {:?} | matte | graphs {graphs} | batch {batch} | max abs diff {max:.2}/255 (limit {}) | | {} |",
+        let (w, h) = a.size;
+        let (output, background) = match (&a.reference, a.background.as_str()) {
+            (Some(_), _) => (OutputKind::Matte, BackgroundSource::Blur(1)),
+            (None, "blur") => (OutputKind::Composite, BackgroundSource::Blur(16)),
+            (None, "color") => (
+                OutputKind::Composite,
+                BackgroundSource::Frame(Arc::new(composite::solid(
+                    frame.format,
+                    w,
+                    h,
+                    YuvMatrix::BT709,
+                    [0, 177, 64],
+                ))),
+            ),
+            (None, other) => bail!("background {other}: expected color or blur"),
+        };
+        let label = format!(
+            "| engine | {w}x{h} {} | {} | {} | {} | graphs {graphs}",
             a.format,
             engine.precision(),
-            engine.device(),
-            a.max_diff,
-            graph_note(&state)
+            format!("{:?}", engine.device()).to_lowercase(),
+            a.background
         );
+        Ok(Self {
+            a,
+            engine,
+            frame,
+            spec: OutputSpec {
+                output,
+                background,
+                threshold: 0.0,
+                smoothing: 0.0,
+            },
+            graphs,
+            label,
+        })
     }
-    if worst > a.max_diff {
-        bail!(
-            "max |diff| {worst:.2}/255 exceeds --max-diff {}",
-            a.max_diff
-        );
-    }
-    Ok(())
-}
 
-fn bench(
-    a: &Args,
-    engine: &Arc<Engine>,
-    frame: &Arc<modnetmatte::composite::OwnedFrame>,
-    format: PixelFormat,
-    graphs: &str,
-) -> Result<()> {
-    let (w, h) = a.size;
-    let background = match a.background.as_str() {
-        "blur" => BackgroundSource::Blur(16),
-        "color" => BackgroundSource::Frame(Arc::new(composite::solid(
-            format,
-            w,
-            h,
-            YuvMatrix::BT709,
-            [0, 177, 64],
-        ))),
-        other => bail!("background {other}: expected color or blur"),
-    };
-    let spec = RenderSpec {
-        output: OutputKind::Composite,
-        background,
-        threshold: 0.0,
-        smoothing: 0.0,
-    };
-    let (transfer, state) = engine.render_state()?;
-    let device = format!("{:?}", engine.device()).to_lowercase();
-    let label = format!(
-        "| engine | {w}x{h} {} | {} | {} | {} | graphs {graphs}",
-        a.format,
-        engine.precision(),
-        device,
-        a.background
-    );
-    let sizes = format.plane_sizes(w as usize, h as usize);
-    let out_planes = || -> Vec<Vec<u8>> { sizes.iter().map(|(r, n)| vec![0u8; r * n]).collect() };
-
-    let shared = Arc::new(Mutex::new((transfer, state)));
-    for &batch in &a.batch {
-        for &in_flight in &a.in_flight {
-            pipelined(
-                a,
-                engine,
-                &shared,
-                &spec,
-                frame,
-                in_flight,
-                batch.max(1),
-                &label,
-            )?;
+    /// The device path's matte (output=matte) against a reference, past the graphs'
+    /// warm-up and capture, for each batch size; fails past --max-diff.
+    fn parity(&self, reference: &Path) -> Result<()> {
+        let (a, (w, h)) = (self.a, self.a.size);
+        let r = image::open(reference)
+            .with_context(|| format!("reference {}", reference.display()))?
+            .to_luma16();
+        if r.dimensions() != (w, h) {
+            bail!("reference is {:?}, --size {w}x{h}", r.dimensions());
         }
+        let mut worst = 0.0f64;
+        for &batch in &a.batch {
+            let batch = batch.max(1);
+            let mut path = DevicePath::new(&self.engine)?;
+            let mut last = Vec::new();
+            for _ in 0..(modnetmatte::graphs::MATTE_WARM_UP + 3) {
+                let frames = vec![self.frame.as_frame(); batch];
+                let flags = vec![true; batch];
+                let in_flight = path.run_batch(&self.engine, &self.spec, &frames, &flags, batch)?;
+                last =
+                    finish_all(in_flight, PixelFormat::Gray8, w, h).map_err(anyhow::Error::msg)?;
+            }
+            let max = last
+                .iter()
+                .flat_map(|(_, m)| {
+                    m[0].iter()
+                        .zip(r.as_raw())
+                        .map(|(&a, &b)| (f64::from(a) - f64::from(b) / 65535.0 * 255.0).abs())
+                })
+                .fold(0.0, f64::max);
+            worst = worst.max(max);
+            println!(
+                "| parity | {w}x{h} {} | {} | {:?} | matte | graphs {} | batch {batch} | max abs diff {max:.2}/255 (limit {}) | | {} |",
+                a.format,
+                self.engine.precision(),
+                self.engine.device(),
+                self.graphs,
+                a.max_diff,
+                graph_note(&path)
+            );
+        }
+        if worst > a.max_diff {
+            bail!(
+                "max |diff| {worst:.2}/255 exceeds --max-diff {}",
+                a.max_diff
+            );
+        }
+        Ok(())
     }
-    if a.stages {
-        let mut guard = shared
-            .lock()
-            .map_err(|_| anyhow::anyhow!("state poisoned"))?;
-        let (transfer, state) = &mut *guard;
-        transfer.set_sync_stages(true);
-        engine.enter_stream()?;
-        let mut out = out_planes();
+
+    /// Pipelined rows for every batch and depth, then (`--stages`) the stages alone.
+    fn timing(&self) -> Result<()> {
+        let shared = Arc::new(Mutex::new(DevicePath::new(&self.engine)?));
+        for &batch in &self.a.batch {
+            for &in_flight in &self.a.in_flight {
+                self.pipelined(&shared, in_flight, batch.max(1))?;
+            }
+        }
+        if self.a.stages {
+            let mut path = shared
+                .lock()
+                .map_err(|_| anyhow::anyhow!("state poisoned"))?;
+            self.stages_alone(&mut path)?;
+        }
+        Ok(())
+    }
+
+    /// Each stage waited for and timed alone, batch 1; their medians and sum.
+    fn stages_alone(&self, path: &mut DevicePath) -> Result<()> {
+        let (a, f) = (self.a, &self.frame);
+        path.set_sync_stages(true);
         let mut rows: Vec<StageTimings> = Vec::new();
         for i in 0..(a.warmup + a.frames) {
-            let f = frame.as_frame();
-            let in_flight = engine.render(transfer, state, &spec, &f, true)?;
-            let mut o = out_frame(format, w, h, &mut out);
-            let t = in_flight.finish(&mut o)?;
+            let in_flight = path.run(&self.engine, &self.spec, &f.as_frame(), true)?;
+            let done = finish_all(vec![in_flight], f.format, f.width, f.height)
+                .map_err(anyhow::Error::msg)?;
             if i >= a.warmup {
-                rows.push(t);
+                rows.extend(done.into_iter().map(|(t, _)| t));
             }
         }
         let col = |f: fn(&StageTimings) -> Duration| {
@@ -304,127 +285,159 @@ fn bench(
         let sum = up + pre + inf + post + comp + down;
         // With graphs, preprocess and postprocess are inside the network's replay.
         println!(
-            "{label} | stages alone, batch 1 | upload {up:.2} + preprocess {pre:.2} + network {inf:.2} + postprocess {post:.2} + compositing {comp:.2} + download {down:.2} = {sum:.2} ms | {:.0} frames/s if not overlapped; {} |",
+            "{} | stages alone, batch 1 | upload {up:.2} + preprocess {pre:.2} + network {inf:.2} + postprocess {post:.2} + compositing {comp:.2} + download {down:.2} = {sum:.2} ms | {:.0} frames/s if not overlapped; {} |",
+            self.label,
             1e3 / sum,
-            graph_note(state)
+            graph_note(path)
         );
+        Ok(())
     }
-    Ok(())
+
+    /// Pipelined, as the element runs it: the worker issues job N+1 (a batch of
+    /// frames) before it waits for job N.
+    fn pipelined(
+        &self,
+        shared: &Arc<Mutex<DevicePath>>,
+        in_flight: usize,
+        batch: usize,
+    ) -> Result<()> {
+        let mut scheduler: Scheduler<Job> = Scheduler::new(self.engine.clone(), in_flight)?;
+        // Whole batches: the warm-up rounded up (at least past the stages' warm-up
+        // runs and capture), then the timed frames.
+        let warm_jobs = self
+            .a
+            .warmup
+            .div_ceil(batch as u32)
+            .max(modnetmatte::graphs::MATTE_WARM_UP + 3);
+        let timed_jobs = self.a.frames.div_ceil(batch as u32).max(1);
+        let mut seen = Seen::new(warm_jobs);
+        for _ in 0..(warm_jobs + timed_jobs) {
+            let (shared, spec, frame) = (shared.clone(), self.spec.clone(), self.frame.clone());
+            let done = scheduler.submit_staged(move |engine: &Engine| {
+                batch_job(engine, &shared, &spec, frame, batch)
+            })?;
+            seen.take(done)?;
+        }
+        seen.take(scheduler.finish()?)?;
+        let fps = f64::from(seen.timed_frames) / seen.elapsed().as_secs_f64();
+        let note = match shared.lock() {
+            Ok(g) => graph_note(&g),
+            Err(_) => "state poisoned".into(),
+        };
+        println!(
+            "{} | batch {batch}, in flight {in_flight} | {fps:.0} frames/s, {:.3} ms/frame | latency median {:.2} ms, p95 {:.2} ms | {note} |",
+            self.label,
+            1e3 / fps,
+            median(&mut seen.latencies),
+            p95(&mut seen.latencies)
+        );
+        Ok(())
+    }
 }
 
-type Shared = Arc<
-    Mutex<(
-        modnetmatte::transfer::Transfer,
-        modnetmatte::render::RenderState,
-    )>,
->;
+/// A job's frames' latencies, or why it failed.
+type Job = Result<Vec<Duration>, String>;
+
+/// One job on the worker: the batch issued now, waited for in its second step.
+fn batch_job(
+    engine: &Engine,
+    shared: &Mutex<DevicePath>,
+    spec: &OutputSpec,
+    frame: Arc<OwnedFrame>,
+    batch: usize,
+) -> Step<Job> {
+    let issued = match shared.lock() {
+        Ok(mut path) => {
+            let frames = vec![frame.as_frame(); batch];
+            path.run_batch(engine, spec, &frames, &vec![true; batch], batch)
+        }
+        Err(_) => return Step::Done(Err("poisoned".into())),
+    };
+    match issued {
+        Err(e) => Step::Done(Err(e.to_string())),
+        Ok(in_flight) => Step::Later(Box::new(move || {
+            let done = finish_all(in_flight, frame.format, frame.width, frame.height)?;
+            Ok(done.into_iter().map(|(t, _)| t.wall).collect())
+        })),
+    }
+}
+
+/// Jobs seen so far: the clock starts after the warm-up jobs.
+struct Seen {
+    warm_jobs: u32,
+    jobs: u32,
+    timed_frames: u32,
+    started: Option<Instant>,
+    latencies: Vec<f64>,
+}
+
+impl Seen {
+    fn new(warm_jobs: u32) -> Self {
+        Self {
+            warm_jobs,
+            jobs: 0,
+            timed_frames: 0,
+            started: None,
+            latencies: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, done: Vec<Job>) -> Result<()> {
+        for r in done {
+            let walls = r.map_err(anyhow::Error::msg)?;
+            self.jobs += 1;
+            if self.jobs == self.warm_jobs {
+                self.started = Some(Instant::now());
+            } else if self.jobs > self.warm_jobs {
+                self.timed_frames += walls.len() as u32;
+                self.latencies.extend(walls.iter().map(|w| ms(*w)));
+            }
+        }
+        Ok(())
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.started.map(|s| s.elapsed()).unwrap_or_default()
+    }
+}
 
 /// What the CUDA graphs did, for a row's notes.
-fn graph_note(state: &modnetmatte::render::RenderState) -> String {
-    let g = state.graph_status();
+fn graph_note(path: &DevicePath) -> String {
+    let g = path.graph_status();
     match g.failure {
         Some(why) => format!("graph capture FAILED: {why}"),
         None => format!("{} graphs captured, {} replays", g.captured, g.replays),
     }
 }
 
-/// Pipelined, as the element runs it: the worker issues job N+1 (a batch of frames)
-/// before it waits for job N.
-#[allow(clippy::too_many_arguments)]
-fn pipelined(
-    a: &Args,
-    engine: &Arc<Engine>,
-    shared: &Shared,
-    spec: &RenderSpec,
-    frame: &Arc<modnetmatte::composite::OwnedFrame>,
-    in_flight: usize,
-    batch: usize,
-    label: &str,
-) -> Result<()> {
-    type Job = Result<Vec<Duration>, String>;
-    let mut scheduler: Scheduler<Job> = Scheduler::new(engine.clone(), in_flight)?;
-    let mut latencies = Vec::new();
-    let mut started = None;
-    // Whole batches: the warm-up rounded up (at least past the stages' warm-up runs
-    // and capture), then the timed frames.
-    let warm_jobs = a
-        .warmup
-        .div_ceil(batch as u32)
-        .max(modnetmatte::graphs::MATTE_WARM_UP + 3);
-    let timed_jobs = a.frames.div_ceil(batch as u32).max(1);
-    let mut timed_frames = 0u32;
-    let mut seen_jobs = 0u32;
-    let mut collect = |done: Vec<Job>, latencies: &mut Vec<f64>| -> Result<()> {
-        for r in done {
-            let walls = r.map_err(anyhow::Error::msg)?;
-            seen_jobs += 1;
-            if seen_jobs == warm_jobs {
-                started = Some(Instant::now());
-            } else if seen_jobs > warm_jobs {
-                timed_frames += walls.len() as u32;
-                latencies.extend(walls.iter().map(|w| ms(*w)));
-            }
-        }
-        Ok(())
-    };
-    for _ in 0..(warm_jobs + timed_jobs) {
-        let (shared, spec, frame) = (shared.clone(), spec.clone(), frame.clone());
-        let done = scheduler.submit_staged(move |engine: &Engine| {
-            let issued = {
-                let mut guard = match shared.lock() {
-                    Ok(g) => g,
-                    Err(_) => return Step::Done(Err("poisoned".into())),
-                };
-                let (transfer, state) = &mut *guard;
-                let frames = vec![frame.as_frame(); batch];
-                engine.render_batch(transfer, state, &spec, &frames, &vec![true; batch])
-            };
-            match issued {
-                Err(e) => Step::Done(Err(e.to_string())),
-                Ok(in_flight) => Step::Later(Box::new(move || {
-                    let (w, h) = (frame.width, frame.height);
-                    let mut out: Vec<Vec<u8>> =
-                        frame.planes.iter().map(|p| vec![0u8; p.len()]).collect();
-                    in_flight
-                        .into_iter()
-                        .map(|f| {
-                            let mut o = out_frame(frame.format, w, h, &mut out);
-                            f.finish(&mut o).map(|t| t.wall).map_err(|e| e.to_string())
-                        })
-                        .collect()
-                })),
-            }
-        })?;
-        collect(done, &mut latencies)?;
-    }
-    let done = scheduler.finish()?;
-    collect(done, &mut latencies)?;
-    let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
-    let fps = f64::from(timed_frames) / elapsed.as_secs_f64();
-    let note = match shared.lock() {
-        Ok(g) => graph_note(&g.1),
-        Err(_) => "state poisoned".into(),
-    };
-    println!(
-        "{label} | batch {batch}, in flight {in_flight} | {fps:.0} frames/s, {:.3} ms/frame | latency median {:.2} ms, p95 {:.2} ms | {note} |",
-        1e3 / fps,
-        median(&mut latencies),
-        p95(&mut latencies)
-    );
-    Ok(())
-}
+/// A frame's timings and output planes (tight rows).
+type Finished = (StageTimings, Vec<Vec<u8>>);
 
-fn out_frame<'a>(format: PixelFormat, w: u32, h: u32, bufs: &'a mut [Vec<u8>]) -> FrameMut<'a> {
+/// Waits for each frame; its timings and output planes.
+fn finish_all(
+    in_flight: Vec<InFlight>,
+    format: PixelFormat,
+    w: u32,
+    h: u32,
+) -> std::result::Result<Vec<Finished>, String> {
     let sizes = format.plane_sizes(w as usize, h as usize);
-    FrameMut {
-        format,
-        width: w,
-        height: h,
-        planes: bufs
-            .iter_mut()
-            .zip(sizes)
-            .map(|(data, (row, _))| PlaneMut { data, stride: row })
-            .collect(),
-        matrix: YuvMatrix::BT709,
-    }
+    in_flight
+        .into_iter()
+        .map(|f| {
+            let mut bufs: Vec<Vec<u8>> = sizes.iter().map(|(r, n)| vec![0u8; r * n]).collect();
+            let mut out = FrameMut {
+                format,
+                width: w,
+                height: h,
+                planes: bufs
+                    .iter_mut()
+                    .zip(&sizes)
+                    .map(|(data, (row, _))| PlaneMut { data, stride: *row })
+                    .collect(),
+                matrix: YuvMatrix::BT709,
+            };
+            let t = f.finish(&mut out).map_err(|e| e.to_string())?;
+            Ok((t, bufs))
+        })
+        .collect()
 }

@@ -47,7 +47,7 @@ struct Args {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
     /// Scale the photo to WIDTHxHEIGHT first (e.g. 1920x1080), to time other sizes.
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, value_parser = modnetmatte::frame::parse_size)]
     size: Option<(u32, u32)>,
     /// A reference matte (16-bit grey PNG, e.g. from tools/modnet/fixtures.py) to
     /// compare with; fails when the max |diff| exceeds --max-diff.
@@ -56,17 +56,6 @@ struct Args {
     /// Largest accepted |diff| against --reference, in 1/255 steps.
     #[arg(long, default_value_t = 2.0)]
     max_diff: f64,
-}
-
-fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
-    let (w, h) = s
-        .split_once('x')
-        .ok_or_else(|| format!("{s:?}: expected WIDTHxHEIGHT, e.g. 1280x720"))?;
-    let side = |v: &str| match v.parse::<u32>() {
-        Ok(n) if (1..=8192).contains(&n) => Ok(n),
-        _ => Err(format!("{s:?}: each side must be a number from 1 to 8192")),
-    };
-    Ok((side(w)?, side(h)?))
 }
 
 fn load_rgb(path: &Path, what: &str) -> Result<RgbImage> {
@@ -187,13 +176,14 @@ fn main() -> Result<()> {
         .unwrap_or_else(|| "frame".into());
     let path = |suffix: &str| args.out_dir.join(format!("{stem}_{suffix}.png"));
 
-    let matte_img = image::GrayImage::from_raw(w, h, matte.alpha_u8.clone())
+    let alpha = matte.alpha_u8();
+    let matte_img = image::GrayImage::from_raw(w, h, alpha.clone())
         .context("matte size does not match the photo")?;
     save(&path("matte"), matte_img.save(path("matte")))?;
 
     let cutout = RgbaImage::from_fn(w, h, |x, y| {
         let p = photo.get_pixel(x, y).0;
-        let a = matte.alpha_u8[(y * w + x) as usize];
+        let a = alpha[(y * w + x) as usize];
         image::Rgba([p[0], p[1], p[2], a])
     });
     save(&path("cutout"), cutout.save(path("cutout")))?;
@@ -202,7 +192,7 @@ fn main() -> Result<()> {
     composite::blend(
         &frame,
         &Frame::packed(background.as_raw(), w, h, PixelFormat::Rgb),
-        &matte.alpha_u8,
+        &alpha,
         &mut FrameMut::packed(&mut composite, w, h, PixelFormat::Rgb),
     )?;
     save(&path("composite"), composite.save(path("composite")))?;

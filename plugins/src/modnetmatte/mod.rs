@@ -4,7 +4,13 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod background;
+mod caps;
 mod imp;
+mod jobs;
+mod settings;
+mod state;
+mod stats;
 
 glib::wrapper! {
     pub struct ModnetMatte(ObjectSubclass<imp::ModnetMatte>)
@@ -84,6 +90,15 @@ pub enum Compositing {
         nick = "device"
     )]
     Device = 2,
+}
+
+impl From<Precision> for modnetmatte::Precision {
+    fn from(p: Precision) -> Self {
+        match p {
+            Precision::Fp32 => Self::Fp32,
+            Precision::Fp16 => Self::Fp16,
+        }
+    }
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -1,7 +1,8 @@
-//! The output frame made with tensor ops on the network's device: the matte through
-//! the EMA, the threshold, then the composite, alpha or grey output. This is how the
-//! CUDA path keeps the frame on the GPU between upload and download; on a CPU the
-//! same ops run on libtorch's CPU kernels (which is how the tests check them).
+//! The output frame made with tensor ops on the network's device (the device path's
+//! compositing; `composite` is the same on the CPU with loops): the matte through the
+//! EMA, the threshold, then the composite, alpha or grey output. This is how the CUDA
+//! path keeps the frame on the GPU between upload and download; on a CPU the same ops
+//! run on libtorch's CPU kernels (which is how the tests check them).
 //!
 //! Every op mirrors `composite` (integer rounding included), so the two paths agree
 //! to within one code value; `tests/render.rs` holds them to that.
@@ -11,47 +12,7 @@ use tch::{Device, Kind, Tensor};
 use crate::composite::{self, OwnedFrame};
 use crate::error::{Error, Result};
 use crate::frame::{FrameShape, PixelFormat, YuvMatrix};
-
-/// What comes out of the element for each frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputKind {
-    /// The frame over a background, in the input's format.
-    Composite,
-    /// The frame's colours with the matte as alpha, in this RGBA-family format.
-    Alpha(PixelFormat),
-    /// The matte as GRAY8.
-    Matte,
-}
-
-/// The background under the person.
-#[derive(Debug, Clone)]
-pub enum BackgroundSource {
-    /// The frame itself, box-blurred (3 passes) with this radius.
-    Blur(u32),
-    /// A prepared frame in the stream's format and size (colour or picture); uploaded
-    /// once and reused while the same `Arc` is given.
-    Frame(std::sync::Arc<OwnedFrame>),
-}
-
-/// Everything about the output that may change between frames.
-#[derive(Debug, Clone)]
-pub struct RenderSpec {
-    pub output: OutputKind,
-    pub background: BackgroundSource,
-    /// Hard matte at this alpha when in (0, 1); else soft.
-    pub threshold: f64,
-    /// EMA factor in [0, 1) (`temporal::Temporal`'s `smoothing`).
-    pub smoothing: f32,
-}
-
-/// What the device path keeps between frames: the last raw matte (mask-every reuses
-/// it), the EMA, the uploaded background, and the stages (CUDA graphs) per shape.
-#[derive(Debug, Default)]
-pub struct RenderState {
-    pub(crate) history: MatteHistory,
-    pub(crate) background: BackgroundCache,
-    pub(crate) stages: crate::graphs::Cache,
-}
+use crate::output::{BackgroundSource, OutputKind, OutputSpec};
 
 /// The mattes a stream has seen: the last raw one and the EMA.
 #[derive(Debug, Default)]
@@ -62,6 +23,12 @@ pub struct MatteHistory {
 }
 
 impl MatteHistory {
+    /// Bytes of device memory held (the last matte and the EMA).
+    pub(crate) fn bytes(&self) -> usize {
+        let bytes = |t: &Tensor| t.numel() * t.kind().elt_size_in_bytes();
+        self.last_raw.iter().chain(&self.ema).map(bytes).sum()
+    }
+
     /// The matte for this frame after the EMA: `matte` (float [h,w] in [0,1], on the
     /// device) from the network, or `None` to reuse the last one (mask-every).
     /// Same rule as `temporal::Temporal::push` / `push_reused` without OFD. A size
@@ -136,7 +103,7 @@ impl BackgroundCache {
         Ok(planes)
     }
 
-    fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.0
             .iter()
             .flat_map(|(_, p)| p.iter().map(|t| t.numel() * t.kind().elt_size_in_bytes()))
@@ -144,75 +111,12 @@ impl BackgroundCache {
     }
 }
 
-impl RenderState {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Forgets the matte history (flush, new stream); the background and the captured
-    /// stages stay.
-    pub fn reset(&mut self) {
-        self.history = MatteHistory::default();
-    }
-
-    /// See `MatteHistory::smooth`.
-    pub fn smooth(
-        &mut self,
-        matte: Option<Tensor>,
-        width: u32,
-        height: u32,
-        smoothing: f32,
-        device: Device,
-    ) -> Result<Tensor> {
-        self.history.smooth(matte, width, height, smoothing, device)
-    }
-
-    /// Bytes of device memory the state holds (mattes and background; not the
-    /// graphs' private pools, which the GPU's memory figure includes).
-    pub fn device_bytes(&self) -> usize {
-        let bytes = |t: &Tensor| t.numel() * t.kind().elt_size_in_bytes();
-        self.history
-            .last_raw
-            .iter()
-            .chain(&self.history.ema)
-            .map(bytes)
-            .sum::<usize>()
-            + self.background.bytes()
-    }
-
-    /// What the CUDA graphs have done for this stream.
-    pub fn graph_status(&self) -> crate::graphs::Status {
-        self.stages.status()
-    }
-}
-
 /// The frame's output planes (uint8 [rows, row_bytes] each, tight) from its input
-/// planes (as `preprocess::frame_planes`), its format, size and matrix, and the final
-/// matte (float [h,w]).
-#[allow(clippy::too_many_arguments)]
-pub fn render(
-    state: &mut RenderState,
-    spec: &RenderSpec,
-    planes: &[Tensor],
-    format: PixelFormat,
-    width: u32,
-    height: u32,
-    matrix: YuvMatrix,
-    matte: &Tensor,
-) -> Result<Vec<Tensor>> {
-    let shape = FrameShape {
-        format,
-        width,
-        height,
-        matrix,
-    };
-    output_planes(&mut state.background, spec, planes, &shape, matte)
-}
-
-/// As `render`, with the frame's shape as one value and only the background cache.
+/// planes (as `preprocess::frame_planes`), its shape and the final matte (float
+/// [h,w]); the background frame comes from (and is uploaded once into) `background`.
 pub fn output_planes(
     background: &mut BackgroundCache,
-    spec: &RenderSpec,
+    spec: &OutputSpec,
     planes: &[Tensor],
     shape: &FrameShape,
     matte: &Tensor,

@@ -1,0 +1,165 @@
+//! What the element has done since start, read through the `stats` property (and
+//! logged at stop): frame counts, time per stage, where compositing runs, memory held,
+//! batch size and CUDA graphs.
+
+use std::time::Duration;
+
+use modnetmatte::StageTimings;
+use modnetmatte::graphs::Status as GraphStatus;
+use modnetmatte::transfer;
+
+#[derive(Debug, Default, Clone)]
+pub(super) struct Stats {
+    pub(super) frames: u64,
+    pub(super) reused: u64,
+    pub(super) late: u64,
+    inference: Duration,
+    last_inference: Duration,
+    total: Duration,
+    preprocess: Duration,
+    postprocess: Duration,
+    compositing: Duration,
+    upload: Duration,
+    download: Duration,
+    /// Device path: start of a frame to its output on the host, summed.
+    wall: Duration,
+    /// Device path frames (their stage times are issue times on CUDA).
+    device_frames: u64,
+    /// Where output frames are made ("cpu", or the device the network runs on).
+    compositing_on: String,
+    /// CUDA device of the network, for the driver's memory figures.
+    cuda_ordinal: Option<usize>,
+    /// Page-locked host bytes and device bytes the device path holds.
+    pinned_bytes: usize,
+    device_bytes: usize,
+    /// Frames per forward pass now.
+    pub(super) batch: u32,
+    /// Whether CUDA graphs were asked for and can be used (CUDA device path).
+    graphs_wanted: bool,
+    graphs: GraphStatus,
+    /// The capture failure has been logged.
+    graph_failure_logged: bool,
+}
+
+pub(super) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn mb(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+impl Stats {
+    /// Zero counts, for a stream that composites on `compositing_on`.
+    pub(super) fn new(
+        compositing_on: String,
+        cuda_ordinal: Option<usize>,
+        graphs_wanted: bool,
+    ) -> Self {
+        Self {
+            compositing_on,
+            cuda_ordinal,
+            graphs_wanted,
+            batch: 1,
+            ..Self::default()
+        }
+    }
+
+    /// A network run's stage times (the CPU path).
+    pub(super) fn add_matte(&mut self, t: &StageTimings) {
+        self.add_network(t);
+        self.total += t.total();
+    }
+
+    fn add_network(&mut self, t: &StageTimings) {
+        self.inference += t.inference;
+        self.last_inference = t.inference;
+        self.preprocess += t.preprocess;
+        self.postprocess += t.postprocess;
+    }
+
+    /// A frame composited on the CPU in `d`.
+    pub(super) fn add_composited(&mut self, d: Duration) {
+        self.frames += 1;
+        self.compositing += d;
+        self.total += d;
+    }
+
+    /// A device-path frame; returns the graph capture failure the first time one is
+    /// seen (to be logged once).
+    pub(super) fn add_device_frame(
+        &mut self,
+        t: &StageTimings,
+        reused: bool,
+        memory: (usize, usize),
+        graphs: GraphStatus,
+    ) -> Option<String> {
+        self.frames += 1;
+        self.device_frames += 1;
+        if reused {
+            self.reused += 1;
+        } else {
+            self.add_network(t);
+        }
+        self.compositing += t.compositing;
+        self.upload += t.upload;
+        self.download += t.download;
+        self.wall += t.wall;
+        self.total += t.wall;
+        (self.pinned_bytes, self.device_bytes) = memory;
+        let failure = match (&graphs.failure, self.graph_failure_logged) {
+            (Some(why), false) => Some(why.clone()),
+            _ => None,
+        };
+        self.graph_failure_logged |= failure.is_some();
+        self.graphs = graphs;
+        failure
+    }
+
+    /// `cuda-graphs`: off, waiting (warm-up), on (how many), or the failure.
+    fn graphs_summary(&self) -> String {
+        match (
+            &self.graphs.failure,
+            self.graphs_wanted,
+            self.graphs.captured,
+        ) {
+            (_, false, _) => "off".into(),
+            (Some(why), _, _) => format!("failed, plain forwards: {why}"),
+            (None, true, 0) => "on (not captured yet)".into(),
+            (None, true, n) => format!("on ({n} captured)"),
+        }
+    }
+
+    /// The `stats` structure: stage times per network run; compositing and total per
+    /// output frame; the GPU's memory read now (every process).
+    pub(super) fn to_structure(&self) -> gst::Structure {
+        let inferred = self.frames.saturating_sub(self.reused);
+        let per = |d: Duration, n: u64| if n == 0 { 0.0 } else { ms(d) / n as f64 };
+        let (used, total) = self
+            .cuda_ordinal
+            .and_then(transfer::device_memory)
+            .unwrap_or((0, 0));
+        gst::Structure::builder("modnetmatte-stats")
+            .field("frames", self.frames)
+            .field("frames-matte-reused", self.reused)
+            .field("frames-late-reused", self.late)
+            .field("mean-inference-ms", per(self.inference, inferred))
+            .field("last-inference-ms", ms(self.last_inference))
+            .field("mean-preprocess-ms", per(self.preprocess, inferred))
+            .field("mean-postprocess-ms", per(self.postprocess, inferred))
+            .field("mean-compositing-ms", per(self.compositing, self.frames))
+            .field("mean-total-ms", per(self.total, self.frames))
+            .field("compositing-on", self.compositing_on.as_str())
+            .field("mean-upload-ms", per(self.upload, self.device_frames))
+            .field("mean-download-ms", per(self.download, self.device_frames))
+            .field("mean-latency-ms", per(self.wall, self.device_frames))
+            .field("pinned-mb", mb(self.pinned_bytes))
+            .field("device-buffers-mb", mb(self.device_bytes))
+            .field("batch", self.batch)
+            .field("cuda-graphs", self.graphs_summary())
+            .field("graph-replays", self.graphs.replays)
+            .field("gpu-memory-used-mb", mb(used))
+            .field("gpu-memory-total-mb", mb(total))
+            .build()
+    }
+}

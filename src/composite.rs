@@ -348,85 +348,101 @@ pub fn blend(fg: &Frame<'_>, bg: &Frame<'_>, alpha: &[u8], out: &mut FrameMut<'_
     check_same(fg, out, "frame")?;
     check_same(bg, out, "background")?;
     check_alpha(alpha, fg.width, fg.height)?;
-    let (w, h) = (fg.width as usize, fg.height as usize);
-    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     if let Some(p) = fg.format.packed_rgb() {
-        let bpp = p.bytes_per_pixel;
-        let (f, b, o) = (&fg.planes[0], &bg.planes[0], &mut out.planes[0]);
-        for y in 0..h {
-            let fr = &f.data[y * f.stride..][..w * bpp];
-            let br = &b.data[y * b.stride..][..w * bpp];
-            let or = &mut o.data[y * o.stride..][..w * bpp];
-            let ar = &alpha[y * w..][..w];
-            for (x, &a) in ar.iter().enumerate() {
-                let i = x * bpp;
-                for &c in &p.rgb {
-                    or[i + c] = mix(fr[i + c], br[i + c], a as u32);
-                }
-                if let Some(e) = p.extra {
-                    or[i + e] = 255;
-                }
-            }
-        }
+        blend_packed(fg, bg, alpha, out, p);
         return Ok(());
     }
-    // Luma (or the whole YUY2 plane) and chroma planes.
     match fg.format {
-        PixelFormat::I420 | PixelFormat::Nv12 => {
-            for y in 0..h {
-                for x in 0..w {
-                    let i = |p: &Plane<'_>| y * p.stride + x;
-                    let v = mix(
-                        fg.planes[0].data[i(&fg.planes[0])],
-                        bg.planes[0].data[i(&bg.planes[0])],
-                        alpha[y * w + x] as u32,
-                    );
-                    let s = out.planes[0].stride;
-                    out.planes[0].data[y * s + x] = v;
-                }
-            }
-            let per_sample = if fg.format == PixelFormat::I420 { 1 } else { 2 };
-            for plane in 1..fg.planes.len() {
-                let (f, b) = (&fg.planes[plane], &bg.planes[plane]);
-                let s = out.planes[plane].stride;
-                for cy in 0..ch {
-                    for cx in 0..cw {
-                        let a = chroma_alpha(alpha, w, h, cx, cy, 2);
-                        for k in 0..per_sample {
-                            let x = cx * per_sample + k;
-                            out.planes[plane].data[cy * s + x] =
-                                mix(f.data[cy * f.stride + x], b.data[cy * b.stride + x], a);
-                        }
-                    }
-                }
-            }
-        }
-        PixelFormat::Yuy2 => {
-            let (f, b) = (&fg.planes[0], &bg.planes[0]);
-            let s = out.planes[0].stride;
-            for y in 0..h {
-                for cx in 0..cw {
-                    let x0 = cx * 2;
-                    let x1 = (x0 + 1).min(w - 1);
-                    let a0 = alpha[y * w + x0] as u32;
-                    let a1 = alpha[y * w + x1] as u32;
-                    let ac = chroma_alpha(alpha, w, h, cx, y, 1);
-                    let i = cx * 4;
-                    for (k, a) in [(0, a0), (1, ac), (2, a1), (3, ac)] {
-                        out.planes[0].data[y * s + i + k] = mix(
-                            f.data[y * f.stride + i + k],
-                            b.data[y * b.stride + i + k],
-                            a,
-                        );
-                    }
-                }
-            }
-        }
-        other => {
-            return Err(Error::InvalidFrame(format!("{other:?} cannot be blended")));
-        }
+        PixelFormat::I420 | PixelFormat::Nv12 => blend_420(fg, bg, alpha, out),
+        PixelFormat::Yuy2 => blend_yuy2(fg, bg, alpha, out),
+        other => return Err(Error::InvalidFrame(format!("{other:?} cannot be blended"))),
     }
     Ok(())
+}
+
+/// `blend` for packed RGB formats (the padding/alpha byte set to 255).
+fn blend_packed(
+    fg: &Frame<'_>,
+    bg: &Frame<'_>,
+    alpha: &[u8],
+    out: &mut FrameMut<'_>,
+    p: crate::frame::PackedRgb,
+) {
+    let (w, h) = (fg.width as usize, fg.height as usize);
+    let bpp = p.bytes_per_pixel;
+    let (f, b, o) = (&fg.planes[0], &bg.planes[0], &mut out.planes[0]);
+    for y in 0..h {
+        let fr = &f.data[y * f.stride..][..w * bpp];
+        let br = &b.data[y * b.stride..][..w * bpp];
+        let or = &mut o.data[y * o.stride..][..w * bpp];
+        let ar = &alpha[y * w..][..w];
+        for (x, &a) in ar.iter().enumerate() {
+            let i = x * bpp;
+            for &c in &p.rgb {
+                or[i + c] = mix(fr[i + c], br[i + c], a as u32);
+            }
+            if let Some(e) = p.extra {
+                or[i + e] = 255;
+            }
+        }
+    }
+}
+
+/// `blend` for I420 and NV12: luma per pixel, chroma with the mean alpha of its 2x2.
+fn blend_420(fg: &Frame<'_>, bg: &Frame<'_>, alpha: &[u8], out: &mut FrameMut<'_>) {
+    let (w, h) = (fg.width as usize, fg.height as usize);
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    for y in 0..h {
+        for x in 0..w {
+            let i = |p: &Plane<'_>| y * p.stride + x;
+            let v = mix(
+                fg.planes[0].data[i(&fg.planes[0])],
+                bg.planes[0].data[i(&bg.planes[0])],
+                alpha[y * w + x] as u32,
+            );
+            let s = out.planes[0].stride;
+            out.planes[0].data[y * s + x] = v;
+        }
+    }
+    let per_sample = if fg.format == PixelFormat::I420 { 1 } else { 2 };
+    for plane in 1..fg.planes.len() {
+        let (f, b) = (&fg.planes[plane], &bg.planes[plane]);
+        let s = out.planes[plane].stride;
+        for cy in 0..ch {
+            for cx in 0..cw {
+                let a = chroma_alpha(alpha, w, h, cx, cy, 2);
+                for k in 0..per_sample {
+                    let x = cx * per_sample + k;
+                    out.planes[plane].data[cy * s + x] =
+                        mix(f.data[cy * f.stride + x], b.data[cy * b.stride + x], a);
+                }
+            }
+        }
+    }
+}
+
+/// `blend` for YUY2: each luma with its pixel's alpha, U and V with their mean.
+fn blend_yuy2(fg: &Frame<'_>, bg: &Frame<'_>, alpha: &[u8], out: &mut FrameMut<'_>) {
+    let (w, h) = (fg.width as usize, fg.height as usize);
+    let (f, b) = (&fg.planes[0], &bg.planes[0]);
+    let s = out.planes[0].stride;
+    for y in 0..h {
+        for cx in 0..w.div_ceil(2) {
+            let x0 = cx * 2;
+            let x1 = (x0 + 1).min(w - 1);
+            let a0 = alpha[y * w + x0] as u32;
+            let a1 = alpha[y * w + x1] as u32;
+            let ac = chroma_alpha(alpha, w, h, cx, y, 1);
+            let i = cx * 4;
+            for (k, a) in [(0, a0), (1, ac), (2, a1), (3, ac)] {
+                out.planes[0].data[y * s + i + k] = mix(
+                    f.data[y * f.stride + i + k],
+                    b.data[y * b.stride + i + k],
+                    a,
+                );
+            }
+        }
+    }
 }
 
 /// The frame's colours with the matte as straight alpha, into an RGBA-family output
@@ -521,6 +537,19 @@ pub fn write_gray(alpha: &[u8], out: &mut FrameMut<'_>) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// `fg` over `bg` with `alpha`, into a new frame.
+    fn blended(fg: &OwnedFrame, bg: &OwnedFrame, alpha: &[u8]) -> OwnedFrame {
+        let mut out = OwnedFrame::zeroed(fg.format, fg.width, fg.height, fg.matrix);
+        blend(
+            &fg.as_frame(),
+            &bg.as_frame(),
+            alpha,
+            &mut frame_mut(&mut out),
+        )
+        .unwrap();
+        out
+    }
+
     fn frame_mut<'a>(o: &'a mut OwnedFrame) -> FrameMut<'a> {
         let strides = o.strides();
         FrameMut {
@@ -576,15 +605,7 @@ mod tests {
         for format in PixelFormat::INPUTS {
             let m = YuvMatrix::BT709;
             let fg = from_rgb(format, w, h, m, &rgb).unwrap();
-            let bg = solid(format, w, h, m, bg_rgb);
-            let mut out = OwnedFrame::zeroed(format, w, h, m);
-            blend(
-                &fg.as_frame(),
-                &bg.as_frame(),
-                &alpha,
-                &mut frame_mut(&mut out),
-            )
-            .unwrap();
+            let out = blended(&fg, &solid(format, w, h, m, bg_rgb), &alpha);
             let got = decode(&out.as_frame());
             for (i, px) in got.iter().enumerate() {
                 let a = alpha[i] as f32 / 255.0;
@@ -615,15 +636,7 @@ mod tests {
             for format in PixelFormat::INPUTS {
                 let m = YuvMatrix::BT601;
                 let fg = from_rgb(format, w, h, m, &rgb).unwrap();
-                let bg = blurred(&fg.as_frame(), 5).unwrap();
-                let mut out = OwnedFrame::zeroed(format, w, h, m);
-                blend(
-                    &fg.as_frame(),
-                    &bg.as_frame(),
-                    &alpha,
-                    &mut frame_mut(&mut out),
-                )
-                .unwrap();
+                let out = blended(&fg, &blurred(&fg.as_frame(), 5).unwrap(), &alpha);
                 assert_eq!(decode(&out.as_frame()).len(), (w * h) as usize);
             }
         }

@@ -11,8 +11,9 @@ use tch::{Device, Kind, Tensor};
 
 use crate::composite::{self, OwnedFrame};
 use crate::error::{Error, Result};
-use crate::frame::{FrameShape, PixelFormat, YuvMatrix};
+use crate::frame::{FrameShape, PixelFormat};
 use crate::output::{BackgroundSource, OutputKind, OutputSpec};
+use crate::planes;
 
 /// The mattes a stream has seen: the last raw one and the EMA.
 #[derive(Debug, Default)]
@@ -125,15 +126,13 @@ pub fn output_planes(
         format,
         width,
         height,
-        matrix,
+        ..
     } = *shape;
     let device = matte.device();
     let alpha = alpha_u8(matte, spec.threshold)?;
     match spec.output {
         OutputKind::Matte => Ok(vec![alpha]),
-        OutputKind::Alpha(out) => Ok(vec![with_alpha(
-            planes, format, width, height, matrix, &alpha, out,
-        )?]),
+        OutputKind::Alpha(out) => Ok(vec![with_alpha(planes, shape, &alpha, out)?]),
         OutputKind::Composite => {
             let background = match &spec.background {
                 BackgroundSource::Blur(radius) => planes
@@ -274,89 +273,25 @@ fn blend(
 /// The frame's RGB with the matte as alpha, packed in `out` (an RGBA-family format).
 fn with_alpha(
     planes: &[Tensor],
-    format: PixelFormat,
-    width: u32,
-    height: u32,
-    matrix: YuvMatrix,
+    shape: &FrameShape,
     alpha: &Tensor,
     out: PixelFormat,
 ) -> Result<Tensor> {
-    let (w, h) = (width as i64, height as i64);
-    let Some(op) = out.packed_rgb().filter(|p| p.bytes_per_pixel == 4) else {
+    let (w, h) = (i64::from(shape.width), i64::from(shape.height));
+    let (Some(op), Some(alpha_byte)) = (
+        out.packed_rgb().filter(|p| p.bytes_per_pixel == 4),
+        out.packed_rgb().and_then(|p| p.extra),
+    ) else {
         return Err(Error::InvalidFrame(format!("{out:?} has no alpha channel")));
     };
-    let Some(alpha_byte) = op.extra else {
-        return Err(Error::InvalidFrame(format!("{out:?} has no alpha channel")));
+    // R, G, B ([h, w] uint8 each) and alpha into their byte positions.
+    let rgb = match planes::rgb_channels(planes, shape)? {
+        Some(channels) => channels,
+        None => yuv_to_rgb(planes, shape)?,
     };
-    let plane = |i: usize| {
-        planes
-            .get(i)
-            .map(Tensor::shallow_clone)
-            .ok_or_else(|| Error::InvalidFrame(format!("plane {i} is missing")))
-    };
-    // [h, w, 3] uint8 R, G, B.
-    // No index tensors anywhere here: each would be a synchronous host-to-device copy
-    // per frame on CUDA.
-    let rgb = if let Some(ip) = format.packed_rgb() {
-        let px = plane(0)?.f_view([h, w, ip.bytes_per_pixel as i64])?;
-        let channels = ip
-            .rgb
-            .iter()
-            .map(|&c| px.f_select(2, c as i64))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Tensor::f_stack(&channels, 2)?
-    } else {
-        let up = |t: Tensor, rows: i64| -> Result<Tensor> {
-            // Nearest chroma: sample (x/2, y/rows).
-            let t = twice(&t, 1)?;
-            let t = if rows == 2 { twice(&t, 0)? } else { t };
-            Ok(t.f_narrow(0, 0, h)?.f_narrow(1, 0, w)?)
-        };
-        let cw = (w + 1) / 2;
-        let (y, u, v) = match format {
-            PixelFormat::I420 => (plane(0)?, up(plane(1)?, 2)?, up(plane(2)?, 2)?),
-            PixelFormat::Nv12 => {
-                let uv = plane(1)?.f_view([-1, cw, 2])?;
-                (
-                    plane(0)?,
-                    up(uv.f_select(2, 0)?, 2)?,
-                    up(uv.f_select(2, 1)?, 2)?,
-                )
-            }
-            PixelFormat::Yuy2 => {
-                let px = plane(0)?.f_view([h, cw, 4])?;
-                let y = Tensor::f_stack(&[px.f_select(2, 0)?, px.f_select(2, 2)?], 2)?
-                    .f_reshape([h, cw * 2])?
-                    .f_narrow(1, 0, w)?;
-                (y, up(px.f_select(2, 1)?, 1)?, up(px.f_select(2, 3)?, 1)?)
-            }
-            other => {
-                return Err(Error::InvalidFrame(format!(
-                    "{other:?} is not an input format"
-                )));
-            }
-        };
-        let (m, off) = matrix.to_rgb_affine();
-        let d = [
-            y.f_to_kind(Kind::Float)?.f_sub_scalar(f64::from(off[0]))?,
-            u.f_to_kind(Kind::Float)?.f_sub_scalar(f64::from(off[1]))?,
-            v.f_to_kind(Kind::Float)?.f_sub_scalar(f64::from(off[2]))?,
-        ];
-        let channel = |r: [f32; 3]| -> Result<Tensor> {
-            Ok(d[0]
-                .f_mul_scalar(f64::from(r[0]))?
-                .f_add(&d[1].f_mul_scalar(f64::from(r[1]))?)?
-                .f_add(&d[2].f_mul_scalar(f64::from(r[2]))?)?
-                .f_round()?
-                .f_clamp(0.0, 255.0)?
-                .f_to_kind(Kind::Uint8)?)
-        };
-        Tensor::f_stack(&[channel(m[0])?, channel(m[1])?, channel(m[2])?], 2)?
-    };
-    // R, G, B and alpha into their byte positions.
     let mut bytes: [Option<Tensor>; 4] = Default::default();
     for (c, &pos) in op.rgb.iter().enumerate() {
-        bytes[pos] = Some(rgb.f_select(2, c as i64)?);
+        bytes[pos] = Some(rgb[c].shallow_clone());
     }
     bytes[alpha_byte] = Some(alpha.shallow_clone());
     let bytes = bytes
@@ -364,6 +299,40 @@ fn with_alpha(
         .map(|b| b.ok_or_else(|| Error::InvalidFrame(format!("{out:?}: a byte without a channel"))))
         .collect::<Result<Vec<_>>>()?;
     Ok(Tensor::f_stack(&bytes, 2)?.f_view([h, w * 4])?)
+}
+
+/// A YUV frame's R, G and B at full size, uint8 [h, w] each: nearest chroma (sample
+/// x/2, y/rows), the matrix, rounded and clamped as `composite::with_alpha`.
+fn yuv_to_rgb(planes: &[Tensor], shape: &FrameShape) -> Result<[Tensor; 3]> {
+    let (w, h) = (i64::from(shape.width), i64::from(shape.height));
+    let planes::Yuv {
+        y,
+        u,
+        v,
+        chroma_rows,
+    } = planes::yuv(planes, shape)?;
+    let up = |t: Tensor| -> Result<Tensor> {
+        let t = twice(&t, 1)?;
+        let t = if chroma_rows == 2 { twice(&t, 0)? } else { t };
+        Ok(t.f_narrow(0, 0, h)?.f_narrow(1, 0, w)?)
+    };
+    let (u, v) = (up(u)?, up(v)?);
+    let (m, off) = shape.matrix.to_rgb_affine();
+    let d = [
+        y.f_to_kind(Kind::Float)?.f_sub_scalar(f64::from(off[0]))?,
+        u.f_to_kind(Kind::Float)?.f_sub_scalar(f64::from(off[1]))?,
+        v.f_to_kind(Kind::Float)?.f_sub_scalar(f64::from(off[2]))?,
+    ];
+    let channel = |r: [f32; 3]| -> Result<Tensor> {
+        Ok(d[0]
+            .f_mul_scalar(f64::from(r[0]))?
+            .f_add(&d[1].f_mul_scalar(f64::from(r[1]))?)?
+            .f_add(&d[2].f_mul_scalar(f64::from(r[2]))?)?
+            .f_round()?
+            .f_clamp(0.0, 255.0)?
+            .f_to_kind(Kind::Uint8)?)
+    };
+    Ok([channel(m[0])?, channel(m[1])?, channel(m[2])?])
 }
 
 /// Each element twice along `dim` (nearest-neighbour 2x), by expand: no index

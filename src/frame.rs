@@ -185,25 +185,53 @@ pub struct FrameShape {
     pub matrix: YuvMatrix,
 }
 
-/// A borrowed frame: its format, size, planes and (for YUV) colour matrix.
+/// A frame's format, size, planes and (for YUV) colour matrix; `Frame` borrows its
+/// planes to read, `FrameMut` to write.
 #[derive(Debug, Clone)]
-pub struct Frame<'a> {
+pub struct FrameOf<P> {
     pub format: PixelFormat,
     pub width: u32,
     pub height: u32,
-    pub planes: Vec<Plane<'a>>,
+    pub planes: Vec<P>,
     pub matrix: YuvMatrix,
 }
 
-impl<'a> Frame<'a> {
-    /// A single-plane frame with tightly packed rows.
-    pub fn packed(data: &'a [u8], width: u32, height: u32, format: PixelFormat) -> Self {
-        let stride = format.row_bytes(width);
+/// A borrowed frame to read.
+pub type Frame<'a> = FrameOf<Plane<'a>>;
+/// A frame to write into.
+pub type FrameMut<'a> = FrameOf<PlaneMut<'a>>;
+
+pub struct PlaneMut<'a> {
+    pub data: &'a mut [u8],
+    pub stride: usize,
+}
+
+/// What a frame needs to know of its planes.
+pub trait PlaneBytes {
+    /// (bytes, row stride).
+    fn extent(&self) -> (usize, usize);
+}
+
+impl PlaneBytes for Plane<'_> {
+    fn extent(&self) -> (usize, usize) {
+        (self.data.len(), self.stride)
+    }
+}
+
+impl PlaneBytes for PlaneMut<'_> {
+    fn extent(&self) -> (usize, usize) {
+        (self.data.len(), self.stride)
+    }
+}
+
+impl<P: PlaneBytes> FrameOf<P> {
+    /// A single-plane frame (BT.601 for the matrix, which only YUV uses).
+    fn single(format: PixelFormat, width: u32, height: u32, plane: P) -> Self {
         Self {
             format,
             width,
             height,
-            planes: vec![Plane { data, stride }],
+            planes: vec![plane],
             matrix: YuvMatrix::BT601,
         }
     }
@@ -223,45 +251,24 @@ impl<'a> Frame<'a> {
             self.format,
             self.width,
             self.height,
-            self.planes.iter().map(|p| (p.data.len(), p.stride)),
+            self.planes.iter().map(PlaneBytes::extent),
         )
     }
 }
 
-pub struct PlaneMut<'a> {
-    pub data: &'a mut [u8],
-    pub stride: usize,
-}
-
-/// A frame to write into.
-pub struct FrameMut<'a> {
-    pub format: PixelFormat,
-    pub width: u32,
-    pub height: u32,
-    pub planes: Vec<PlaneMut<'a>>,
-    pub matrix: YuvMatrix,
+impl<'a> Frame<'a> {
+    /// A single-plane frame with tightly packed rows.
+    pub fn packed(data: &'a [u8], width: u32, height: u32, format: PixelFormat) -> Self {
+        let stride = format.row_bytes(width);
+        Self::single(format, width, height, Plane { data, stride })
+    }
 }
 
 impl<'a> FrameMut<'a> {
     /// A single-plane frame with tightly packed rows.
     pub fn packed(data: &'a mut [u8], width: u32, height: u32, format: PixelFormat) -> Self {
         let stride = format.row_bytes(width);
-        Self {
-            format,
-            width,
-            height,
-            planes: vec![PlaneMut { data, stride }],
-            matrix: YuvMatrix::BT601,
-        }
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        check_layout(
-            self.format,
-            self.width,
-            self.height,
-            self.planes.iter().map(|p| (p.data.len(), p.stride)),
-        )
+        Self::single(format, width, height, PlaneMut { data, stride })
     }
 }
 

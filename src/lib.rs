@@ -20,6 +20,7 @@ pub mod frame;
 pub mod graphs;
 pub mod model;
 pub mod output;
+pub mod planes;
 pub mod postprocess;
 pub mod preprocess;
 pub mod schedule;

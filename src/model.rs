@@ -152,10 +152,6 @@ impl Model {
         Ok(model)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn device(&self) -> Device {
         self.device
     }

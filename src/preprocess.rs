@@ -5,7 +5,8 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::error::Result;
-use crate::frame::{Frame, FrameShape, PixelFormat, Plane};
+use crate::frame::{Frame, FrameShape, Plane};
+use crate::planes;
 
 /// No side of the network input is ever smaller than this (MODNet downsamples by 32).
 pub const MIN_SIDE: u32 = 32;
@@ -72,26 +73,9 @@ pub fn frame_planes(frame: &Frame<'_>) -> Result<Vec<Tensor>> {
 /// network's device, as `frame_planes` or the CUDA upload gives them) of a frame of
 /// this shape.
 pub fn planes_to_input(planes: &[Tensor], frame: &FrameShape, ref_size: u32) -> Result<Tensor> {
-    let (w, h) = (frame.width as i64, frame.height as i64);
     let (rw, rh) = inference_size(frame.width, frame.height, ref_size);
     let (rw, rh) = (rw as i64, rh as i64);
-    let (cw, ch) = ((w + 1) / 2, (h + 1) / 2);
-    let plane = |i: usize| -> Result<Tensor> {
-        planes
-            .get(i)
-            .map(Tensor::shallow_clone)
-            .ok_or_else(|| crate::Error::InvalidFrame(format!("plane {i} is missing")))
-    };
-    if let Some(p) = frame.format.packed_rgb() {
-        let bpp = p.bytes_per_pixel as i64;
-        let hwc = plane(0)?.f_view([h, w, bpp])?;
-        // select + stack, not index_select: an index tensor would be a synchronous
-        // host-to-device copy per frame on CUDA.
-        let channels = p
-            .rgb
-            .iter()
-            .map(|&c| hwc.f_select(2, c as i64))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+    if let Some(channels) = planes::rgb_channels(planes, frame)? {
         let chw = Tensor::f_stack(&channels, 0)?.f_unsqueeze(0)?;
         // Same operations, same order as the Python reference: (x / 255 - 0.5) / 0.5.
         let x = chw.f_to_kind(Kind::Float)?;
@@ -101,25 +85,7 @@ pub fn planes_to_input(planes: &[Tensor], frame: &FrameShape, ref_size: u32) -> 
             .f_div_scalar(0.5)?;
         return Ok(resize(&x, rw, rh)?.f_contiguous()?);
     }
-    let (y, u, v) = match frame.format {
-        PixelFormat::I420 => (plane(0)?, plane(1)?, plane(2)?),
-        PixelFormat::Nv12 => {
-            let uv = plane(1)?.f_view([ch, cw, 2])?;
-            (plane(0)?, uv.f_select(2, 0)?, uv.f_select(2, 1)?)
-        }
-        PixelFormat::Yuy2 => {
-            let px = plane(0)?.f_view([h, cw, 4])?;
-            let y = Tensor::f_stack(&[px.f_select(2, 0)?, px.f_select(2, 2)?], 2)?
-                .f_reshape([h, cw * 2])?
-                .f_narrow(1, 0, w)?;
-            (y, px.f_select(2, 1)?, px.f_select(2, 3)?)
-        }
-        other => {
-            return Err(crate::Error::InvalidFrame(format!(
-                "{other:?} is not an input format"
-            )));
-        }
-    };
+    let planes::Yuv { y, u, v, .. } = planes::yuv(planes, frame)?;
     let small = |t: Tensor| -> Result<Tensor> {
         let t = t.f_to_kind(Kind::Float)?.f_unsqueeze(0)?.f_unsqueeze(0)?;
         resize(&t, rw, rh)

@@ -174,10 +174,6 @@ impl Transfer {
         })
     }
 
-    pub fn device(&self) -> Device {
-        self.device
-    }
-
     /// With `true`, each transfer is waited for as it is issued (stage timing).
     pub fn set_sync_stages(&mut self, sync: bool) {
         self.sync_stages = sync;
@@ -416,7 +412,6 @@ impl CudaLink {
     }
 
     fn upload(&mut self, frame: &Frame<'_>, sync: bool) -> Result<Vec<Tensor>> {
-        use cudarc::driver::result::{event, memcpy_htod_async, stream};
         self.ctx
             .bind_to_thread()
             .map_err(cuda_err("bind the context"))?;
@@ -424,6 +419,51 @@ impl CudaLink {
             .format
             .plane_sizes(frame.width as usize, frame.height as usize);
         let total: usize = layout.iter().map(|(row, rows)| row * rows).sum();
+        let (k, device) = self.next_slot(total)?;
+        if !frame.planes.iter().all(|p| is_pinned(p.data)) {
+            return self.upload_staged(frame, sync);
+        }
+        // Already page-locked (our buffer pool): copy each plane as it lies, padding
+        // included, and drop the padding on the device.
+        let base = device.data_ptr() as u64;
+        let mut planes = Vec::with_capacity(layout.len());
+        let mut at = 0usize;
+        for ((row, rows), plane) in layout.iter().zip(&frame.planes) {
+            let span = plane.stride * (rows - 1) + row;
+            let src = plane
+                .data
+                .get(..span)
+                .ok_or_else(|| Error::InvalidFrame("plane shorter than its rows".into()))?;
+            if at + span > device.numel() {
+                // Padding made it larger than the tight layout: restage instead.
+                return self.upload_staged(frame, sync);
+            }
+            // SAFETY: `src` is page-locked and outlives the copy (the caller keeps the
+            // frame's buffer until its result is back); the destination lies inside
+            // the slot's device buffer, alive in the slot.
+            unsafe {
+                cudarc::driver::result::memcpy_htod_async(base + at as u64, src, self.upload_stream)
+            }
+            .map_err(cuda_err("copy a frame to the device"))?;
+            let t = device.f_as_strided(
+                [*rows as i64, *row as i64],
+                [plane.stride as i64, 1],
+                Some(at as i64),
+            )?;
+            planes.push(t);
+            at += span;
+        }
+        self.finish_upload(k, sync)?;
+        planes
+            .into_iter()
+            .map(|t| t.f_contiguous().map_err(Into::into))
+            .collect()
+    }
+
+    /// The next upload slot, with a device buffer of at least `total` bytes, once the
+    /// work that last used it allows writing it again.
+    fn next_slot(&mut self, total: usize) -> Result<(usize, Tensor)> {
+        use cudarc::driver::result::{event, stream};
         let k = self.next;
         self.next = 1 - k;
         self.current = Some(k);
@@ -459,44 +499,7 @@ impl CudaLink {
             unsafe { stream::wait_event(self.upload_stream, slot.consumed, WAIT_DEFAULT) }
                 .map_err(cuda_err("order the upload"))?;
         }
-        let base = device.data_ptr() as u64;
-        let pinned = frame.planes.iter().all(|p| is_pinned(p.data));
-        let mut planes = Vec::with_capacity(layout.len());
-        let mut at = 0usize;
-        if pinned {
-            // Already page-locked (our buffer pool): copy each plane as it lies,
-            // padding included, and drop the padding on the device.
-            for ((row, rows), plane) in layout.iter().zip(&frame.planes) {
-                let span = plane.stride * (rows - 1) + row;
-                let src = plane
-                    .data
-                    .get(..span)
-                    .ok_or_else(|| Error::InvalidFrame("plane shorter than its rows".into()))?;
-                if at + span > device.numel() {
-                    // Padding made it larger than the tight layout: restage instead.
-                    return self.upload_staged(frame, sync);
-                }
-                // SAFETY: `src` is page-locked and outlives the copy (the caller keeps
-                // the frame's buffer until its result is back); the destination lies
-                // inside the slot's device buffer, alive in the slot.
-                unsafe { memcpy_htod_async(base + at as u64, src, self.upload_stream) }
-                    .map_err(cuda_err("copy a frame to the device"))?;
-                let t = device.f_as_strided(
-                    [*rows as i64, *row as i64],
-                    [plane.stride as i64, 1],
-                    Some(at as i64),
-                )?;
-                planes.push(t);
-                at += span;
-            }
-        } else {
-            return self.upload_staged(frame, sync);
-        }
-        self.finish_upload(k, sync)?;
-        planes
-            .into_iter()
-            .map(|t| t.f_contiguous().map_err(Into::into))
-            .collect()
+        Ok((k, device))
     }
 
     fn upload_staged(&mut self, frame: &Frame<'_>, sync: bool) -> Result<Vec<Tensor>> {

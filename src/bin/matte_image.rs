@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use image::{RgbImage, RgbaImage, imageops::FilterType};
 use modnetmatte::{
-    DeviceRequest, Engine, EngineConfig, Frame, FrameMut, PixelFormat, Precision, composite,
+    DeviceRequest, Engine, EngineConfig, Frame, FrameMut, Matte, PixelFormat, Precision, composite,
 };
 
 /// Cut the person out of a photo with MODNet and put them on another background.
@@ -89,7 +89,17 @@ fn main() -> Result<()> {
     let background = image::DynamicImage::ImageRgb8(load_rgb(&args.background, "background")?)
         .resize_to_fill(w, h, FilterType::Triangle)
         .to_rgb8();
+    let engine = engine(&args, w, h)?;
+    let frame = Frame::packed(photo.as_raw(), w, h, PixelFormat::Rgb);
+    let matte = timed_mattes(&args, &engine, &frame)?;
+    if let Some(reference) = &args.reference {
+        compare(&args, &matte, reference)?;
+    }
+    write_outputs(&args, &photo, &background, &matte)
+}
 
+/// The engine the arguments ask for, warmed up at the photo's size; says what it is.
+fn engine(args: &Args, w: u32, h: u32) -> Result<Engine> {
     let mut config = EngineConfig::new(&args.model);
     config.ref_size = args.ref_size;
     config.num_threads = args.threads;
@@ -108,12 +118,15 @@ fn main() -> Result<()> {
         engine.device_note(),
         tch::get_num_threads(),
     );
+    Ok(engine)
+}
 
-    let frame = Frame::packed(photo.as_raw(), w, h, PixelFormat::Rgb);
+/// The matte, `--repeat` times; prints the median time per stage.
+fn timed_mattes(args: &Args, engine: &Engine, frame: &Frame<'_>) -> Result<Matte> {
     let mut runs = Vec::new();
     let mut matte = None;
     for _ in 0..args.repeat {
-        let (m, t) = engine.matte(&frame)?;
+        let (m, t) = engine.matte(frame)?;
         runs.push(t);
         matte = Some(m);
     }
@@ -130,43 +143,56 @@ fn main() -> Result<()> {
         ms(stage(|t| t.postprocess)),
         ms(stage(|t| t.total())),
     );
+    Ok(matte)
+}
 
-    if let Some(reference) = &args.reference {
-        let r = image::open(reference)
-            .with_context(|| {
-                format!(
-                    "reference {}: cannot be read as an image",
-                    reference.display()
-                )
-            })?
-            .to_luma16();
-        if r.dimensions() != (w, h) {
-            bail!(
-                "reference {} is {:?}, the photo {w}x{h}",
-                reference.display(),
-                r.dimensions()
-            );
-        }
-        let diffs: Vec<f64> = matte
-            .alpha
-            .iter()
-            .zip(r.as_raw())
-            .map(|(&a, &b)| (a as f64 - b as f64 / 65535.0).abs() * 255.0)
-            .collect();
-        let max = diffs.iter().copied().fold(0.0, f64::max);
-        let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
-        println!(
-            "against {}: max |diff| {max:.3}/255, mean {mean:.4}/255",
-            reference.display()
+/// The matte against a reference (16-bit grey PNG); fails past `--max-diff`.
+fn compare(args: &Args, matte: &Matte, reference: &Path) -> Result<()> {
+    let (w, h) = (matte.width, matte.height);
+    let r = image::open(reference)
+        .with_context(|| {
+            format!(
+                "reference {}: cannot be read as an image",
+                reference.display()
+            )
+        })?
+        .to_luma16();
+    if r.dimensions() != (w, h) {
+        bail!(
+            "reference {} is {:?}, the photo {w}x{h}",
+            reference.display(),
+            r.dimensions()
         );
-        if max > args.max_diff {
-            bail!(
-                "max |diff| {max:.3}/255 exceeds --max-diff {}",
-                args.max_diff
-            );
-        }
     }
+    let diffs: Vec<f64> = matte
+        .alpha
+        .iter()
+        .zip(r.as_raw())
+        .map(|(&a, &b)| (a as f64 - b as f64 / 65535.0).abs() * 255.0)
+        .collect();
+    let max = diffs.iter().copied().fold(0.0, f64::max);
+    let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
+    println!(
+        "against {}: max |diff| {max:.3}/255, mean {mean:.4}/255",
+        reference.display()
+    );
+    if max > args.max_diff {
+        bail!(
+            "max |diff| {max:.3}/255 exceeds --max-diff {}",
+            args.max_diff
+        );
+    }
+    Ok(())
+}
 
+/// <name>_matte.png, _cutout.png and _composite.png in `--out-dir`.
+fn write_outputs(
+    args: &Args,
+    photo: &RgbImage,
+    background: &RgbImage,
+    matte: &Matte,
+) -> Result<()> {
+    let (w, h) = photo.dimensions();
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
     let stem = args
@@ -190,7 +216,7 @@ fn main() -> Result<()> {
 
     let mut composite = RgbImage::new(w, h);
     composite::blend(
-        &frame,
+        &Frame::packed(photo.as_raw(), w, h, PixelFormat::Rgb),
         &Frame::packed(background.as_raw(), w, h, PixelFormat::Rgb),
         &alpha,
         &mut FrameMut::packed(&mut composite, w, h, PixelFormat::Rgb),

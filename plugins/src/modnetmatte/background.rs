@@ -60,9 +60,9 @@ impl Backgrounds {
     /// unreadable file is an error (while playing, a warning).
     pub(super) fn at_start(settings: &Settings) -> Result<Self, gst::ErrorMessage> {
         let picture = match (
-            settings.background,
-            settings.output,
-            &settings.background_image,
+            settings.look.background,
+            settings.look.output,
+            &settings.look.background_image,
         ) {
             (Background::Image, super::Output::Composite, None) => {
                 return Err(gst::error_msg!(
@@ -90,7 +90,7 @@ impl Backgrounds {
         shape: FrameShape,
         notes: &mut Notes,
     ) -> Result<Option<Arc<OwnedFrame>>, String> {
-        let mut kind = settings.background;
+        let mut kind = settings.look.background;
         if kind == Background::Blur {
             return Ok(None);
         }
@@ -102,7 +102,7 @@ impl Backgrounds {
         }
         let key = Key {
             kind,
-            color: settings.background_color,
+            color: settings.look.background_color,
             picture: self
                 .picture
                 .as_ref()
@@ -117,7 +117,7 @@ impl Backgrounds {
         {
             return Ok(Some(frame.clone()));
         }
-        let frame = Arc::new(self.build(kind, settings.background_color, shape)?);
+        let frame = Arc::new(self.build(kind, settings.look.background_color, shape)?);
         notes.rebuilt = Some(format!(
             "{kind:?} {}x{} {:?}",
             shape.width, shape.height, shape.format
@@ -129,7 +129,7 @@ impl Backgrounds {
     /// Loads the picture `background-image` names if it changed (once per path that
     /// fails).
     fn follow_picture(&mut self, settings: &Settings, notes: &mut Notes) {
-        let wanted = settings.background_image.clone().unwrap_or_default();
+        let wanted = settings.look.background_image.clone().unwrap_or_default();
         let loaded = self.picture.as_ref().map(|p| p.path.as_str());
         if loaded == Some(wanted.as_str()) || self.failed_picture.as_deref() == Some(&wanted) {
             return;

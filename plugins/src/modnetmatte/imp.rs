@@ -27,11 +27,20 @@ pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-#[derive(Default)]
 pub struct ModnetMatte {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
     stats: Mutex<Stats>,
+}
+
+impl Default for ModnetMatte {
+    fn default() -> Self {
+        Self {
+            settings: Mutex::new(Settings::from_param_specs()),
+            state: Mutex::new(None),
+            stats: Mutex::new(Stats::default()),
+        }
+    }
 }
 
 /// Locks without panicking on a poisoned mutex: the data is plain values.
@@ -239,7 +248,7 @@ impl BaseTransformImpl for ModnetMatte {
         let mut config = pool.config();
         // Frames in flight hold their buffer until their result is back: a batch
         // being collected, one per job in flight, and two more.
-        let min = batch * (lock(&self.settings).max_in_flight + 1) + 2;
+        let min = batch * (lock(&self.settings).run.max_in_flight + 1) + 2;
         config.set_params(Some(&caps), size, min, 0);
         pool.set_config(config)
             .map_err(|_| gst::loggable_error!(CAT, "the page-locked pool refused its config"))?;
@@ -306,7 +315,7 @@ impl BaseTransformImpl for ModnetMatte {
         let output = lock(&self.state)
             .as_ref()
             .map(|s| s.output)
-            .unwrap_or_else(|| lock(&self.settings).output);
+            .unwrap_or_else(|| lock(&self.settings).look.output);
         let out = caps::transform(output, direction == gst::PadDirection::Sink, caps, filter);
         gst::debug!(
             CAT,
@@ -334,7 +343,7 @@ impl VideoFilterImpl for ModnetMatte {
         }
         // Before taking the state lock: the query travels upstream.
         let live = self.upstream_is_live();
-        let batch = lock(&self.settings).batch;
+        let batch = lock(&self.settings).run.batch;
         let mut guard = lock(&self.state);
         let state = guard
             .as_mut()

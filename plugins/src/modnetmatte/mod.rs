@@ -17,79 +17,54 @@ glib::wrapper! {
         @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;
 }
 
-/// What the element outputs.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
-#[repr(u32)]
-#[enum_type(name = "GstModnetMatteOutput")]
-pub enum Output {
-    #[default]
-    #[enum_value(
-        name = "Composite: the frame with its background replaced, same format and size",
-        nick = "composite"
-    )]
-    Composite = 0,
-    #[enum_value(
-        name = "Alpha: the frame's colours with the matte as straight alpha (RGBA, BGRA, ARGB or ABGR)",
-        nick = "alpha"
-    )]
-    Alpha = 1,
-    #[enum_value(name = "Matte: the matte alone, GRAY8 (255 = person)", nick = "matte")]
-    Matte = 2,
+/// A GObject enum for a property: each variant with the description and nick
+/// gst-inspect shows; the first is the default.
+macro_rules! property_enum {
+    ($(#[$doc:meta])* $name:ident in $gtype:literal:
+     $first:ident: $fnick:literal, $fdesc:literal;
+     $($variant:ident: $nick:literal, $desc:literal;)*) => {
+        $(#[$doc])*
+        #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
+        #[repr(u32)]
+        #[enum_type(name = $gtype)]
+        pub enum $name {
+            #[default]
+            #[enum_value(name = $fdesc, nick = $fnick)]
+            $first,
+            $(#[enum_value(name = $desc, nick = $nick)] $variant,)*
+        }
+    };
 }
 
-/// What replaces the background in `output=composite`.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
-#[repr(u32)]
-#[enum_type(name = "GstModnetMatteBackground")]
-pub enum Background {
-    #[default]
-    #[enum_value(name = "Blur: the frame itself, blurred by blur-radius", nick = "blur")]
-    Blur = 0,
-    #[enum_value(name = "Color: a solid colour, background-color", nick = "color")]
-    Color = 1,
-    #[enum_value(
-        name = "Image: a picture, background-image, scaled to cover the frame",
-        nick = "image"
-    )]
-    Image = 2,
+property_enum! {
+    /// What the element outputs.
+    Output in "GstModnetMatteOutput":
+    Composite: "composite", "Composite: the frame with its background replaced, same format and size";
+    Alpha: "alpha", "Alpha: the frame's colours with the matte as straight alpha (RGBA, BGRA, ARGB or ABGR)";
+    Matte: "matte", "Matte: the matte alone, GRAY8 (255 = person)";
 }
 
-/// The numbers the network computes in.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
-#[repr(u32)]
-#[enum_type(name = "GstModnetMattePrecision")]
-pub enum Precision {
-    #[default]
-    #[enum_value(name = "fp32: single precision, the reference", nick = "fp32")]
-    Fp32 = 0,
-    #[enum_value(
-        name = "fp16: half precision on CUDA (faster; a CPU runs fp32 instead)",
-        nick = "fp16"
-    )]
-    Fp16 = 1,
+property_enum! {
+    /// What replaces the background in `output=composite`.
+    Background in "GstModnetMatteBackground":
+    Blur: "blur", "Blur: the frame itself, blurred by blur-radius";
+    Color: "color", "Color: a solid colour, background-color";
+    Image: "image", "Image: a picture, background-image, scaled to cover the frame";
 }
 
-/// Where the output frame is made.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
-#[repr(u32)]
-#[enum_type(name = "GstModnetMatteCompositing")]
-pub enum Compositing {
-    #[default]
-    #[enum_value(
-        name = "Auto: on the GPU when the network runs on CUDA (the frame stays there; only the result comes back), else on the CPU",
-        nick = "auto"
-    )]
-    Auto = 0,
-    #[enum_value(
-        name = "CPU: integer loops on the streaming thread, the matte copied back first",
-        nick = "cpu"
-    )]
-    Cpu = 1,
-    #[enum_value(
-        name = "Device: tensor ops on the network's device, on the network's thread (on a CPU: libtorch's kernels)",
-        nick = "device"
-    )]
-    Device = 2,
+property_enum! {
+    /// The numbers the network computes in.
+    Precision in "GstModnetMattePrecision":
+    Fp32: "fp32", "fp32: single precision, the reference";
+    Fp16: "fp16", "fp16: half precision on CUDA (faster; a CPU runs fp32 instead)";
+}
+
+property_enum! {
+    /// Where the output frame is made.
+    Compositing in "GstModnetMatteCompositing":
+    Auto: "auto", "Auto: on the GPU when the network runs on CUDA (the frame stays there; only the result comes back), else on the CPU";
+    Cpu: "cpu", "CPU: integer loops on the streaming thread, the matte copied back first";
+    Device: "device", "Device: tensor ops on the network's device, on the network's thread (on a CPU: libtorch's kernels)";
 }
 
 impl From<Precision> for modnetmatte::Precision {

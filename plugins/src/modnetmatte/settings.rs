@@ -20,85 +20,80 @@ pub(super) const MODEL_ENV: &str = "MODNETMATTE_MODEL";
 /// File name looked for in `<data dir>/modnetmatte/`.
 pub(super) const MODEL_FILE: &str = "modnet_photographic.pt";
 
-#[derive(Debug, Clone)]
+/// The properties' values, by concern (see `properties` for what each means). The
+/// defaults are the ParamSpecs' (`Settings::from_param_specs`).
+#[derive(Debug, Clone, Default)]
 pub(super) struct Settings {
-    pub(super) output: Output,
-    pub(super) background: Background,
-    pub(super) background_color: u32,
-    pub(super) background_image: Option<String>,
-    pub(super) blur_radius: u32,
-    pub(super) model: Option<String>,
-    pub(super) device: String,
-    pub(super) precision: Precision,
-    pub(super) ref_size: u32,
-    pub(super) threshold: f64,
-    pub(super) num_threads: u32,
-    pub(super) mask_every: u32,
-    pub(super) temporal_smoothing: f64,
-    pub(super) ofd: bool,
-    pub(super) max_in_flight: u32,
-    pub(super) drop_late: bool,
-    pub(super) compositing: Compositing,
-    pub(super) cuda_graphs: bool,
-    pub(super) batch: u32,
+    pub(super) look: Look,
+    pub(super) network: Network,
+    pub(super) run: Run,
+    pub(super) matte: MatteRules,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            output: Output::default(),
-            background: Background::default(),
-            background_color: DEFAULT_COLOR,
-            background_image: None,
-            blur_radius: DEFAULT_BLUR,
-            model: None,
-            device: "auto".into(),
-            precision: Precision::default(),
-            ref_size: DEFAULT_REF_SIZE,
-            threshold: 0.0,
-            num_threads: 0,
-            mask_every: 1,
-            temporal_smoothing: 0.0,
-            ofd: false,
-            max_in_flight: DEFAULT_IN_FLIGHT,
-            drop_late: false,
-            compositing: Compositing::Auto,
-            cuda_graphs: true,
-            batch: 0,
-        }
-    }
+/// Structs of settings, each field a property's value (defaults: the ParamSpecs').
+macro_rules! settings_groups {
+    ($($(#[$doc:meta])* $name:ident { $($field:ident: $ty:ty),* $(,)? })*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug, Clone, Default)]
+            pub(super) struct $name { $(pub(super) $field: $ty,)* }
+        )*
+    };
+}
+
+settings_groups! {
+    /// What comes out of the element, and over what.
+    Look { output: Output, background: Background, background_color: u32, background_image: Option<String>, blur_radius: u32 }
+    /// The network: the file, where and how it runs.
+    Network { model: Option<String>, device: String, precision: Precision, ref_size: u32, num_threads: u32 }
+    /// How frames are scheduled and where output frames are made.
+    Run { max_in_flight: u32, batch: u32, compositing: Compositing, cuda_graphs: bool }
+    /// The matte: threshold and temporal stability.
+    MatteRules { threshold: f64, mask_every: u32, temporal_smoothing: f64, ofd: bool, drop_late: bool }
 }
 
 impl Settings {
+    /// Every property at its ParamSpec's default: one source for gst-inspect and the
+    /// element.
+    pub(super) fn from_param_specs() -> Self {
+        let mut s = Self::default();
+        for p in properties() {
+            if p.flags().contains(glib::ParamFlags::WRITABLE) {
+                s.set(p.name(), p.default_value());
+            }
+        }
+        s
+    }
+
     /// Writes one property (GObject has checked the value's type and range against
     /// its ParamSpec); false for a name that is not a writable property.
     pub(super) fn set(&mut self, name: &str, value: &glib::Value) -> bool {
         match name {
-            "output" => self.output = value.get().unwrap_or_default(),
-            "background" => self.background = value.get().unwrap_or_default(),
-            "background-color" => self.background_color = value.get().unwrap_or(DEFAULT_COLOR),
-            "background-image" => self.background_image = value.get().unwrap_or(None),
-            "blur-radius" => self.blur_radius = value.get().unwrap_or(DEFAULT_BLUR),
-            "model" => self.model = value.get().unwrap_or(None),
+            "output" => self.look.output = value.get().unwrap_or_default(),
+            "background" => self.look.background = value.get().unwrap_or_default(),
+            "background-color" => self.look.background_color = value.get().unwrap_or(DEFAULT_COLOR),
+            "background-image" => self.look.background_image = value.get().unwrap_or(None),
+            "blur-radius" => self.look.blur_radius = value.get().unwrap_or(DEFAULT_BLUR),
+            "model" => self.network.model = value.get().unwrap_or(None),
             "device" => {
-                self.device = value
+                self.network.device = value
                     .get::<Option<String>>()
                     .ok()
                     .flatten()
                     .unwrap_or_else(|| "auto".into())
             }
-            "precision" => self.precision = value.get().unwrap_or_default(),
-            "ref-size" => self.ref_size = value.get().unwrap_or(DEFAULT_REF_SIZE),
-            "threshold" => self.threshold = value.get().unwrap_or(0.0),
-            "num-threads" => self.num_threads = value.get().unwrap_or(0),
-            "mask-every" => self.mask_every = value.get().unwrap_or(1),
-            "temporal-smoothing" => self.temporal_smoothing = value.get().unwrap_or(0.0),
-            "ofd" => self.ofd = value.get().unwrap_or(false),
-            "max-in-flight" => self.max_in_flight = value.get().unwrap_or(DEFAULT_IN_FLIGHT),
-            "drop-late" => self.drop_late = value.get().unwrap_or(false),
-            "compositing" => self.compositing = value.get().unwrap_or_default(),
-            "cuda-graphs" => self.cuda_graphs = value.get().unwrap_or(true),
-            "batch" => self.batch = value.get().unwrap_or(0),
+            "precision" => self.network.precision = value.get().unwrap_or_default(),
+            "ref-size" => self.network.ref_size = value.get().unwrap_or(DEFAULT_REF_SIZE),
+            "threshold" => self.matte.threshold = value.get().unwrap_or(0.0),
+            "num-threads" => self.network.num_threads = value.get().unwrap_or(0),
+            "mask-every" => self.matte.mask_every = value.get().unwrap_or(1),
+            "temporal-smoothing" => self.matte.temporal_smoothing = value.get().unwrap_or(0.0),
+            "ofd" => self.matte.ofd = value.get().unwrap_or(false),
+            "max-in-flight" => self.run.max_in_flight = value.get().unwrap_or(DEFAULT_IN_FLIGHT),
+            "drop-late" => self.matte.drop_late = value.get().unwrap_or(false),
+            "compositing" => self.run.compositing = value.get().unwrap_or_default(),
+            "cuda-graphs" => self.run.cuda_graphs = value.get().unwrap_or(true),
+            "batch" => self.run.batch = value.get().unwrap_or(0),
             _ => return false,
         }
         true
@@ -107,25 +102,25 @@ impl Settings {
     /// Reads one property (`stats` is the element's, not a setting: None).
     pub(super) fn get(&self, name: &str) -> Option<glib::Value> {
         Some(match name {
-            "output" => self.output.to_value(),
-            "background" => self.background.to_value(),
-            "background-color" => self.background_color.to_value(),
-            "background-image" => self.background_image.to_value(),
-            "blur-radius" => self.blur_radius.to_value(),
-            "model" => self.model.to_value(),
-            "device" => self.device.to_value(),
-            "precision" => self.precision.to_value(),
-            "ref-size" => self.ref_size.to_value(),
-            "threshold" => self.threshold.to_value(),
-            "num-threads" => self.num_threads.to_value(),
-            "mask-every" => self.mask_every.to_value(),
-            "temporal-smoothing" => self.temporal_smoothing.to_value(),
-            "ofd" => self.ofd.to_value(),
-            "max-in-flight" => self.max_in_flight.to_value(),
-            "drop-late" => self.drop_late.to_value(),
-            "compositing" => self.compositing.to_value(),
-            "cuda-graphs" => self.cuda_graphs.to_value(),
-            "batch" => self.batch.to_value(),
+            "output" => self.look.output.to_value(),
+            "background" => self.look.background.to_value(),
+            "background-color" => self.look.background_color.to_value(),
+            "background-image" => self.look.background_image.to_value(),
+            "blur-radius" => self.look.blur_radius.to_value(),
+            "model" => self.network.model.to_value(),
+            "device" => self.network.device.to_value(),
+            "precision" => self.network.precision.to_value(),
+            "ref-size" => self.network.ref_size.to_value(),
+            "threshold" => self.matte.threshold.to_value(),
+            "num-threads" => self.network.num_threads.to_value(),
+            "mask-every" => self.matte.mask_every.to_value(),
+            "temporal-smoothing" => self.matte.temporal_smoothing.to_value(),
+            "ofd" => self.matte.ofd.to_value(),
+            "max-in-flight" => self.run.max_in_flight.to_value(),
+            "drop-late" => self.matte.drop_late.to_value(),
+            "compositing" => self.run.compositing.to_value(),
+            "cuda-graphs" => self.run.cuda_graphs.to_value(),
+            "batch" => self.run.batch.to_value(),
             _ => return None,
         })
     }

@@ -123,7 +123,7 @@ impl State {
             device_path.is_some() && matches!(engine.graph_mode(), Mode::Cuda(_)),
         );
         let engine = Arc::new(engine);
-        let scheduler = Scheduler::new(engine.clone(), settings.max_in_flight as usize)
+        let scheduler = Scheduler::new(engine.clone(), settings.run.max_in_flight as usize)
             .map_err(|e| gst::error_msg!(gst::CoreError::Failed, ("{e}")))?;
         let state = Self {
             engine,
@@ -131,8 +131,8 @@ impl State {
             submitted: 0,
             last_size: (0, 0),
             earliest: None,
-            output: settings.output,
-            ofd: settings.ofd,
+            output: settings.look.output,
+            ofd: settings.matte.ofd,
             in_info: None,
             out_info: None,
             temporal: Temporal::new(),
@@ -188,9 +188,9 @@ impl State {
         let size = (info.width(), info.height());
         let same_size = self.last_size == size;
         let mut infer =
-            temporal::is_network_frame(self.submitted, ctx.settings.mask_every) || !same_size;
+            temporal::is_network_frame(self.submitted, ctx.settings.matte.mask_every) || !same_size;
         if infer
-            && ctx.settings.drop_late
+            && ctx.settings.matte.drop_late
             && self.submitted > 0
             && same_size
             && self.is_late(ctx, &inbuf)
@@ -263,7 +263,7 @@ impl State {
             ),
             Output::Matte => OutputKind::Matte,
         };
-        let mut background = BackgroundSource::Blur(ctx.settings.blur_radius);
+        let mut background = BackgroundSource::Blur(ctx.settings.look.blur_radius);
         if self.output == Output::Composite {
             let shape = FrameShape {
                 format,
@@ -281,8 +281,8 @@ impl State {
         Ok(OutputSpec {
             output,
             background,
-            threshold: ctx.settings.threshold,
-            smoothing: ctx.settings.temporal_smoothing as f32,
+            threshold: ctx.settings.matte.threshold,
+            smoothing: ctx.settings.matte.temporal_smoothing as f32,
         })
     }
 
@@ -291,8 +291,8 @@ impl State {
     fn complete(&mut self, ctx: &Ctx<'_>, done: Done) -> Result<(), StreamError> {
         let (w, h) = self.last_size;
         let config = TemporalConfig {
-            mask_every: ctx.settings.mask_every,
-            smoothing: ctx.settings.temporal_smoothing as f32,
+            mask_every: ctx.settings.matte.mask_every,
+            smoothing: ctx.settings.matte.temporal_smoothing as f32,
             ofd: self.ofd,
         };
         let (inbuf, finished) = match done {
@@ -500,19 +500,20 @@ fn report(ctx: &Ctx<'_>, notes: Notes) {
 
 /// The engine for these settings; errors name the file or device and the reason.
 fn open_engine(settings: &Settings) -> Result<(Engine, PathBuf), gst::ErrorMessage> {
-    let model: PathBuf = super::settings::find_model(settings.model.as_deref())
+    let model: PathBuf = super::settings::find_model(settings.network.model.as_deref())
         .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ("{e}")))?;
     let device: DeviceRequest = settings
+        .network
         .device
         .parse()
         .map_err(|e: modnetmatte::Error| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
     let mut config = EngineConfig::new(&model);
     config.device = device;
-    config.ref_size = settings.ref_size;
-    config.precision = settings.precision.into();
-    config.num_threads = settings.num_threads as usize;
+    config.ref_size = settings.network.ref_size;
+    config.precision = settings.network.precision.into();
+    config.num_threads = settings.network.num_threads as usize;
     config.warmup_frame = None; // done at the caps, at the stream's real size
-    config.cuda_graphs = settings.cuda_graphs;
+    config.cuda_graphs = settings.run.cuda_graphs;
     let engine = Engine::new(config).map_err(|e| {
         let kind = match e {
             modnetmatte::Error::ModelNotFound { .. } => gst::ResourceError::NotFound,
@@ -533,12 +534,12 @@ fn device_path(
     settings: &Settings,
     obj: &super::ModnetMatte,
 ) -> Result<Option<SharedPath>, gst::ErrorMessage> {
-    let on_device = match settings.compositing {
+    let on_device = match settings.run.compositing {
         Compositing::Auto => engine.device().is_cuda(),
         Compositing::Cpu => false,
         Compositing::Device => true,
     };
-    if on_device && settings.ofd {
+    if on_device && settings.matte.ofd {
         gst::info!(
             CAT,
             obj = obj,

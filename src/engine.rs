@@ -169,6 +169,14 @@ impl Engine {
         self.model.device()
     }
 
+    /// The CUDA device the network runs on, if it does.
+    pub fn cuda_ordinal(&self) -> Option<usize> {
+        match self.device() {
+            tch::Device::Cuda(i) => Some(i),
+            _ => None,
+        }
+    }
+
     /// The precision the network actually runs in (fp16 only on CUDA).
     pub fn precision(&self) -> Precision {
         self.model.precision()

@@ -111,15 +111,12 @@ impl State {
         );
         let device_path = device_path(&engine, settings, obj)?;
         let stats = Stats::new(
-            match (&device_path, engine.device()) {
+            match (&device_path, engine.cuda_ordinal()) {
                 (None, _) => "cpu".into(),
-                (Some(_), tch::Device::Cuda(i)) => format!("cuda:{i} (tensor ops)"),
-                (Some(_), _) => "cpu (tensor ops)".into(),
+                (Some(_), Some(i)) => format!("cuda:{i} (tensor ops)"),
+                (Some(_), None) => "cpu (tensor ops)".into(),
             },
-            match engine.device() {
-                tch::Device::Cuda(i) => Some(i),
-                _ => None,
-            },
+            engine.cuda_ordinal(),
             device_path.is_some() && matches!(engine.graph_mode(), Mode::Cuda(_)),
         );
         let engine = Arc::new(engine);
@@ -469,10 +466,9 @@ impl State {
     /// The CUDA device whose page-locked memory upstream should write into (the
     /// device path on CUDA), if any.
     pub(super) fn pinned_ordinal(&self) -> Option<usize> {
-        match (self.device_path.is_some(), self.engine.device()) {
-            (true, tch::Device::Cuda(i)) => Some(i),
-            _ => None,
-        }
+        self.engine
+            .cuda_ordinal()
+            .filter(|_| self.device_path.is_some())
     }
 
     /// Whether QoS says this buffer is already too late to be worth the network.

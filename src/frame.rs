@@ -270,6 +270,32 @@ impl<'a> FrameMut<'a> {
         let stride = format.row_bytes(width);
         Self::single(format, width, height, PlaneMut { data, stride })
     }
+
+    /// A frame over one buffer per plane, each row `pad` bytes longer than the
+    /// format's (0: tight); `validate` says whether the buffers are large enough.
+    pub fn over(
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        bufs: &'a mut [Vec<u8>],
+        pad: usize,
+    ) -> Self {
+        let sizes = format.plane_sizes(width as usize, height as usize);
+        Self {
+            format,
+            width,
+            height,
+            planes: bufs
+                .iter_mut()
+                .zip(sizes)
+                .map(|(data, (row, _))| PlaneMut {
+                    data,
+                    stride: row + pad,
+                })
+                .collect(),
+            matrix: YuvMatrix::BT601,
+        }
+    }
 }
 
 fn check_layout(

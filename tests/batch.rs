@@ -10,7 +10,6 @@ mod common;
 use std::sync::Arc;
 
 use modnetmatte::composite::{self, OwnedFrame};
-use modnetmatte::frame::PlaneMut;
 use modnetmatte::graphs::{MATTE_WARM_UP, Mode};
 use modnetmatte::output::{BackgroundSource, OutputKind, OutputSpec};
 use modnetmatte::{DevicePath, Engine, EngineConfig, FrameMut, PixelFormat, YuvMatrix};
@@ -70,17 +69,7 @@ fn finish_all(in_flight: Vec<modnetmatte::InFlight>, format: PixelFormat) -> Vec
                 .iter()
                 .map(|(row, rows)| vec![0; row * rows])
                 .collect();
-            let mut out = FrameMut {
-                format,
-                width: W,
-                height: H,
-                planes: bufs
-                    .iter_mut()
-                    .zip(&sizes)
-                    .map(|(data, (row, _))| PlaneMut { data, stride: *row })
-                    .collect(),
-                matrix: YuvMatrix::BT709,
-            };
+            let mut out = FrameMut::over(format, W, H, &mut bufs, 0);
             f.finish(&mut out).unwrap();
             bufs
         })

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use modnetmatte::DevicePath;
 use modnetmatte::composite::{self, OwnedFrame};
 use modnetmatte::composite_tensor::{self, BackgroundCache, MatteHistory};
-use modnetmatte::frame::{Plane, PlaneMut};
+use modnetmatte::frame::Plane;
 use modnetmatte::output::{BackgroundSource, OutputKind, OutputSpec};
 use modnetmatte::transfer::Transfer;
 use modnetmatte::{Engine, EngineConfig, Frame, FrameMut, PixelFormat, YuvMatrix};
@@ -83,20 +83,8 @@ fn with_output(
     let sizes = format.plane_sizes(w as usize, h as usize);
     let mut bufs: Vec<Vec<u8>> = sizes.iter().map(|(r, n)| vec![0u8; (r + 3) * n]).collect();
     {
-        let mut out = FrameMut {
-            format,
-            width: w,
-            height: h,
-            planes: bufs
-                .iter_mut()
-                .zip(&sizes)
-                .map(|(d, (r, _))| PlaneMut {
-                    data: d,
-                    stride: r + 3,
-                })
-                .collect(),
-            matrix: YuvMatrix::BT709,
-        };
+        let mut out = FrameMut::over(format, w, h, &mut bufs, 3);
+        out.matrix = YuvMatrix::BT709;
         f(&mut out);
     }
     bufs.iter()

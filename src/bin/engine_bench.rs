@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use modnetmatte::composite::{self, OwnedFrame};
-use modnetmatte::frame::{PlaneMut, parse_size};
+use modnetmatte::frame::parse_size;
 use modnetmatte::output::{BackgroundSource, OutputKind, OutputSpec};
 use modnetmatte::schedule::{Scheduler, Step};
 use modnetmatte::{
@@ -425,17 +425,7 @@ fn finish_all(
         .into_iter()
         .map(|f| {
             let mut bufs: Vec<Vec<u8>> = sizes.iter().map(|(r, n)| vec![0u8; r * n]).collect();
-            let mut out = FrameMut {
-                format,
-                width: w,
-                height: h,
-                planes: bufs
-                    .iter_mut()
-                    .zip(&sizes)
-                    .map(|(data, (row, _))| PlaneMut { data, stride: *row })
-                    .collect(),
-                matrix: YuvMatrix::BT709,
-            };
+            let mut out = FrameMut::over(format, w, h, &mut bufs, 0);
             let t = f.finish(&mut out).map_err(|e| e.to_string())?;
             Ok((t, bufs))
         })

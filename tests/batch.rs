@@ -1,4 +1,4 @@
-//! `Engine::render_batch`: frames through one forward pass give each frame's own
+//! `DevicePath::run_batch`: frames through one forward pass give each frame's own
 //! output, in order, with mask-every reuse and smoothing as frame by frame; and the
 //! same with the stages run as if captured into CUDA graphs (static inputs and
 //! outputs, emulated on the CPU), past the warm-up and over many batches of changing

@@ -269,12 +269,7 @@ impl BatchStages {
                 keep: None,
             },
         };
-        if self.outputs.len() >= OUTPUTS_KEPT {
-            self.outputs.remove(0);
-        }
-        self.outputs.push(entry);
-        let last = self.outputs.len() - 1;
-        &mut self.outputs[last]
+        most_recent(&mut self.outputs, entry, OUTPUTS_KEPT)
     }
 
     pub fn captured_graphs(&self) -> usize {
@@ -295,6 +290,17 @@ impl BatchStages {
             .failure()
             .or_else(|| self.outputs.iter().find_map(|o| o.stage.failure()))
     }
+}
+
+/// Puts `entry` last in `list` (most recently used), dropping the oldest beyond
+/// `kept` (with its graphs), and returns it.
+fn most_recent<T>(list: &mut Vec<T>, entry: T, kept: usize) -> &mut T {
+    if list.len() >= kept {
+        list.remove(0);
+    }
+    list.push(entry);
+    let last = list.len() - 1;
+    &mut list[last]
 }
 
 /// The stages of the shapes seen recently, per stream.
@@ -356,12 +362,7 @@ impl Cache {
                 }
             }
         };
-        if self.entries.len() >= SHAPES_KEPT {
-            self.entries.remove(0);
-        }
-        self.entries.push(entry);
-        let last = self.entries.len() - 1;
-        Ok(&mut self.entries[last])
+        Ok(most_recent(&mut self.entries, entry, SHAPES_KEPT))
     }
 
     pub fn status(&self) -> Status {

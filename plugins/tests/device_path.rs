@@ -191,19 +191,7 @@ fn order_timestamps_and_count_at_every_depth_and_the_flush_discards() {
         push_at(&mut h, &i, &rgb, 100 * n);
     }
     while h.try_pull().is_some() {}
-    assert!(h.push_event(gst::event::FlushStart::new()));
-    assert!(h.push_event(gst::event::FlushStop::new(true)));
-    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
-        gst::ClockTime,
-    >::new()));
-    for n in 10..12 {
-        push_at(&mut h, &i, &rgb, 100 * n);
-    }
-    assert!(h.push_event(gst::event::Eos::new()));
-    let mut after = Vec::new();
-    while let Some(b) = h.try_pull() {
-        after.push(b.pts().unwrap().mseconds());
-    }
+    let after = flush_then(&mut h, &i, &rgb, 10..12);
     assert_eq!(after, vec![1000, 1100]);
 }
 
@@ -261,20 +249,8 @@ fn a_flush_drops_the_frames_collected_for_a_batch() {
         push_at(&mut h, &i, &rgb, 100 * n);
     }
     // One batch of 4 is through or in flight; 2 frames wait for the next.
-    assert!(h.push_event(gst::event::FlushStart::new()));
-    assert!(h.push_event(gst::event::FlushStop::new(true)));
     while h.try_pull().is_some() {}
-    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
-        gst::ClockTime,
-    >::new()));
-    for n in 10..13 {
-        push_at(&mut h, &i, &rgb, 100 * n);
-    }
-    assert!(h.push_event(gst::event::Eos::new()));
-    let mut after = Vec::new();
-    while let Some(b) = h.try_pull() {
-        after.push(b.pts().unwrap().mseconds());
-    }
+    let after = flush_then(&mut h, &i, &rgb, 10..13);
     assert_eq!(after, vec![1000, 1100, 1200]);
 }
 

@@ -511,19 +511,7 @@ fn flush_discards_frames_in_flight() {
         before.len() < 3,
         "some frames are still in flight: {before:?}"
     );
-    assert!(h.push_event(gst::event::FlushStart::new()));
-    assert!(h.push_event(gst::event::FlushStop::new(true)));
-    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
-        gst::ClockTime,
-    >::new()));
-    for n in 10..12 {
-        push_at(&mut h, &i, &rgb, 100 * n);
-    }
-    assert!(h.push_event(gst::event::Eos::new()));
-    let mut after = Vec::new();
-    while let Some(b) = h.try_pull() {
-        after.push(b.pts().unwrap().mseconds());
-    }
+    let after = flush_then(&mut h, &i, &rgb, 10..12);
     assert_eq!(
         after,
         vec![1000, 1100],

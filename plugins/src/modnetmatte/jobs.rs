@@ -109,21 +109,18 @@ fn finish_output(
     inbuf: &gst::Buffer,
     out_info: &gst_video::VideoInfo,
 ) -> Result<(gst::Buffer, StageTimings), String> {
-    let mut timings = None;
-    let outbuf = new_output(inbuf, out_info, |frame| {
-        timings = Some(in_flight.finish(frame).map_err(|e| e.to_string())?);
-        Ok(())
-    })?;
-    Ok((outbuf, timings.unwrap_or_default()))
+    new_output(inbuf, out_info, |frame| {
+        in_flight.finish(frame).map_err(|e| e.to_string())
+    })
 }
 
 /// A new output buffer carrying `inbuf`'s timestamps, duration and flags, its frame
-/// written by `write`.
-pub(super) fn new_output(
+/// written by `write`; with what `write` returned.
+pub(super) fn new_output<T>(
     inbuf: &gst::Buffer,
     out_info: &gst_video::VideoInfo,
-    write: impl FnOnce(&mut FrameMut<'_>) -> Result<(), String>,
-) -> Result<gst::Buffer, String> {
+    write: impl FnOnce(&mut FrameMut<'_>) -> Result<T, String>,
+) -> Result<(gst::Buffer, T), String> {
     let mut outbuf = gst::Buffer::with_size(out_info.size())
         .map_err(|_| format!("cannot allocate a {} byte output buffer", out_info.size()))?;
     let out = outbuf.get_mut().ok_or("output buffer not writable")?;
@@ -137,9 +134,9 @@ pub(super) fn new_output(
     let mut vout = VideoFrameRef::from_buffer_ref_writable(out, out_info)
         .map_err(|_| "output buffer does not match the caps")?;
     let mut frame = output_frame(&mut vout, out_info)?;
-    write(&mut frame)?;
+    let written = write(&mut frame)?;
     drop(vout);
-    Ok(outbuf)
+    Ok((outbuf, written))
 }
 
 /// A mapped input buffer as the engine's frame (its planes borrowed).

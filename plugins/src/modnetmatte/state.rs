@@ -381,7 +381,7 @@ impl State {
         let vin = VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), &in_info)
             .map_err(|_| StreamError::Output("input buffer does not match the caps".into()))?;
         let frame = jobs::input_frame(&vin, &in_info).map_err(StreamError::Output)?;
-        let outbuf = jobs::new_output(inbuf, &out_info, |out| {
+        let (outbuf, ()) = jobs::new_output(inbuf, &out_info, |out| {
             composite::output_frame(&frame, alpha, &spec, out).map_err(|e| e.to_string())
         })
         .map_err(StreamError::Output)?;

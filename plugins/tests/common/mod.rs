@@ -88,6 +88,30 @@ pub fn push_at(h: &mut gst_check::Harness, info: &gst_video::VideoInfo, rgb: &[u
     h.push(b).unwrap();
 }
 
+/// A flush and a new segment, then frames at `ms` x 100 ms and EOS: the timestamps
+/// (ms) of what comes out after the flush.
+pub fn flush_then(
+    h: &mut gst_check::Harness,
+    info: &gst_video::VideoInfo,
+    rgb: &[u8],
+    ms: std::ops::Range<u64>,
+) -> Vec<u64> {
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    for n in ms {
+        push_at(h, info, rgb, 100 * n);
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let mut after = Vec::new();
+    while let Some(b) = h.try_pull() {
+        after.push(b.pts().unwrap().mseconds());
+    }
+    after
+}
+
 pub fn decode(info: &gst_video::VideoInfo, buffer: &gst::BufferRef) -> (Vec<u8>, Option<Vec<u8>>) {
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).unwrap();
     let format = pixel_format(info.format());

@@ -186,21 +186,27 @@ impl Engine {
     /// first pays oneDNN's and the graph executor's one-off work, the second the
     /// profiling executor's optimised plan.
     pub fn warm_up(&self, width: u32, height: u32) -> Result<()> {
-        self.warm_up_batch(width, height, 1)
+        self.warm_up_batch(width, height, 1).map(|_| ())
     }
 
     /// As `warm_up`, for `batch` frames per forward pass (on CUDA, cuDNN's algorithm
     /// search per batch size takes seconds: better at negotiation than on frames).
-    pub fn warm_up_batch(&self, width: u32, height: u32, batch: usize) -> Result<()> {
+    /// Returns how long the last forward pass took (the network's time, warm).
+    pub fn warm_up_batch(&self, width: u32, height: u32, batch: usize) -> Result<Duration> {
         let (w, h) = preprocess::inference_size(width, height, self.config.ref_size);
         let input = tch::Tensor::f_zeros(
             [batch.max(1) as i64, 3, h as i64, w as i64],
             (tch::Kind::Float, self.device()),
         )?;
+        let mut last = Duration::ZERO;
         for _ in 0..2 {
-            let _matte = self.model.forward(&input)?;
+            let t0 = Instant::now();
+            let matte = self.model.forward(&input)?;
+            // The time of the work, not of its issue (CUDA is asynchronous).
+            let _ = matte.f_sum(tch::Kind::Float)?.f_double_value(&[])?;
+            last = t0.elapsed();
         }
-        Ok(())
+        Ok(last)
     }
 
     /// The bare network on a prepared input (benchmarks, checks).

@@ -23,6 +23,7 @@ pub mod output;
 pub mod planes;
 pub mod postprocess;
 pub mod preprocess;
+pub mod realtime;
 pub mod schedule;
 pub mod temporal;
 pub mod transfer;

@@ -48,9 +48,21 @@ pub fn shaping(g: &GeometryArgs) -> String {
     s
 }
 
+/// How the element meets the network's pace: a camera's frames go out at its rate with
+/// the newest matte; a file's each wait for their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    Realtime,
+    EveryFrame,
+}
+
 /// The element and its properties; `alpha`: the person over transparency.
-pub fn element(m: &MatteArgs, alpha: bool) -> String {
+pub fn element(m: &MatteArgs, alpha: bool, pacing: Pacing) -> String {
     let mut s = String::from("modnetmatte name=matte");
+    s += match pacing {
+        Pacing::Realtime => " pacing=realtime",
+        Pacing::EveryFrame => " pacing=every-frame",
+    };
     match &m.background {
         _ if alpha => s += " output=alpha",
         Backdrop::Blur => s += &format!(" background=blur blur-radius={}", m.blur_radius),
@@ -87,8 +99,8 @@ pub fn element(m: &MatteArgs, alpha: bool) -> String {
 /// `head ! modnetmatte ! tail`; with a video background, the element's transparent
 /// output goes over the looped video (fed by the program through the appsrc `bgsrc`,
 /// already at the output size) in a compositor before `tail`.
-pub fn matted(head: &str, m: &MatteArgs, tail: &str) -> String {
-    let el = element(m, false);
+pub fn matted(head: &str, m: &MatteArgs, tail: &str, pacing: Pacing) -> String {
+    let el = element(m, false, pacing);
     match m.background {
         Backdrop::Video(_) => format!(
             "{head} ! {el} ! queue ! bgmix.sink_1  \
@@ -135,7 +147,7 @@ pub fn cam(
         ),
         None => "fakesink sync=false".to_string(),
     };
-    matted(&head, m, &tail)
+    matted(&head, m, &tail, Pacing::Realtime)
 }
 
 /// The `preview` command: the original on the left, the result on the right.
@@ -152,7 +164,12 @@ pub fn preview(
         shaping(geometry),
         limit(frames)
     );
-    let matted = matted(&head, m, "videoconvert ! queue ! side.sink_1");
+    let matted = matted(
+        &head,
+        m,
+        "videoconvert ! queue ! side.sink_1",
+        Pacing::Realtime,
+    );
     format!(
         "{matted}  compositor name=side sink_1::xpos={} ! videoconvert ! {sink}",
         out.width
@@ -252,9 +269,9 @@ pub fn file(input: &Path, geometry: &GeometryArgs, m: &MatteArgs, out: &FileOut)
     let head = format!("{} ! {}", file_source(input), shaping(geometry));
     let tail = format!("{} ! queue ! mux.", out.container.video_encoder(out.alpha));
     let mut s = if out.alpha {
-        format!("{head} ! {} ! {tail}", element(m, true))
+        format!("{head} ! {} ! {tail}", element(m, true, Pacing::EveryFrame))
     } else {
-        matted(&head, m, &tail)
+        matted(&head, m, &tail, Pacing::EveryFrame)
     };
     if out.audio {
         s += &format!(
@@ -302,7 +319,7 @@ mod tests {
             "--model",
             "/m/a b.pt",
         ]);
-        let e = element(&t.m, false);
+        let e = element(&t.m, false, Pacing::EveryFrame);
         for want in [
             "background=color background-color=0xff00ff00",
             "ref-size=256",

@@ -123,7 +123,10 @@ fn init_gstreamer() -> Result<()> {
 fn open_source(path: &Path, g: &GeometryArgs) -> Result<(String, Geometry)> {
     if path.is_file() {
         let info = media::discover(path, "input")?;
-        return Ok((describe::file_source(path), info.geometry));
+        // clocksync: the file plays at its own rate, as a camera would deliver it
+        // (realtime pacing keeps that rate; unpaced it would run flat out).
+        let source = format!("{} ! clocksync", describe::file_source(path));
+        return Ok((source, info.geometry));
     }
     let (w, h) = g.size.unwrap_or((1280, 720));
     let fps = g.fps.unwrap_or(30) as i32;
@@ -213,11 +216,11 @@ fn summary(what: &str, o: &run::Outcome) {
     };
     eprintln!(
         "{what}: {} frames in {:.1} s ({fps:.2} frames/s), network {:.1} ms per frame, \
-         {} late (matte reused), {} dropped{}",
+         matte age {:.0} ms on average, {} dropped{}",
         o.frames,
         o.seconds,
         o.mean_inference_ms,
-        o.late,
+        o.matte_age_mean_ms,
         o.dropped,
         if o.interrupted {
             ", stopped by Ctrl-C"

@@ -24,7 +24,7 @@ pub fn install_ctrlc() {
 }
 
 pub enum Report {
-    /// A camera: a status line (frames/s, network time, late and dropped frames).
+    /// A camera: a status line (frames/s, network time, matte age, dropped frames).
     Live,
     /// A file: a progress bar over the input's duration.
     Progress(Option<gst::ClockTime>),
@@ -35,7 +35,7 @@ pub struct Outcome {
     pub frames: u64,
     pub seconds: f64,
     pub mean_inference_ms: f64,
-    pub late: u64,
+    pub matte_age_mean_ms: f64,
     pub dropped: u64,
     pub interrupted: bool,
 }
@@ -44,7 +44,9 @@ struct Stats {
     frames: u64,
     last_ms: f64,
     mean_ms: f64,
-    late: u64,
+    /// How old the matte on the last frame was, and on average (realtime pacing).
+    age_last_ms: f64,
+    age_mean_ms: f64,
 }
 
 fn stats(pipeline: &gst::Pipeline) -> Option<Stats> {
@@ -55,7 +57,8 @@ fn stats(pipeline: &gst::Pipeline) -> Option<Stats> {
         frames: s.get("frames").unwrap_or(0),
         last_ms: s.get("last-inference-ms").unwrap_or(0.0),
         mean_ms: s.get("mean-inference-ms").unwrap_or(0.0),
-        late: s.get("frames-late-reused").unwrap_or(0),
+        age_last_ms: s.get("matte-age-last-ms").unwrap_or(0.0),
+        age_mean_ms: s.get("matte-age-mean-ms").unwrap_or(0.0),
     })
 }
 
@@ -194,12 +197,14 @@ fn play(pipeline: &gst::Pipeline, report: Report) -> Result<Outcome> {
             let fps = (frames - last_frames.min(frames)) as f64 / last_tick.elapsed().as_secs_f64();
             (last_tick, last_frames) = (Instant::now(), frames);
             let net = st.as_ref().map(|s| s.last_ms).unwrap_or(0.0);
-            let late = st.as_ref().map(|s| s.late).unwrap_or(0);
+            let (age, age_mean) = st
+                .as_ref()
+                .map_or((0.0, 0.0), |s| (s.age_last_ms, s.age_mean_ms));
             let drops: u64 = dropped.values().sum();
             match &report {
                 Report::Live => bar.set_message(format!(
-                    "{fps:5.1} frames/s | network {net:5.0} ms | late (matte reused) {late} | \
-                     dropped {drops} | {frames} frames"
+                    "{fps:5.1} frames/s | network {net:5.0} ms | matte age {age:5.0} ms \
+                     (mean {age_mean:5.0}) | dropped {drops} | {frames} frames"
                 )),
                 Report::Progress(_) => {
                     if let Some(pos) = pipeline.query_position::<gst::ClockTime>() {
@@ -216,7 +221,7 @@ fn play(pipeline: &gst::Pipeline, report: Report) -> Result<Outcome> {
     if let Some(st) = stats(pipeline) {
         out.frames = st.frames;
         out.mean_inference_ms = st.mean_ms;
-        out.late = st.late;
+        out.matte_age_mean_ms = st.age_mean_ms;
     }
     out.dropped = dropped.values().sum();
     Ok(out)

@@ -20,6 +20,9 @@ fn element(compositing: &str, props: &[(&str, glib::Value)]) -> gst::Element {
         .build()
         .expect("modnetmatte exists");
     e.set_property_from_str("compositing", compositing);
+    // Frame for frame against the CPU path: each frame its own matte there too (the
+    // harness answers the latency query as live, and auto would be realtime).
+    e.set_property_from_str("pacing", "every-frame");
     for (name, value) in props {
         e.set_property_from_value(name, value);
     }

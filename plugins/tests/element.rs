@@ -14,6 +14,8 @@ fn element(props: &[(&str, glib::Value)]) -> gst::Element {
         .property("ref-size", 64u32)
         // Synchronous: each push gives its output at once (depths: own test below).
         .property("max-in-flight", 1u32)
+        // The harness answers the latency query as live: auto would be realtime.
+        .property_from_str("pacing", "every-frame")
         .build()
         .expect("modnetmatte exists");
     for (name, value) in props {

@@ -14,6 +14,8 @@ fn harness(configure: impl FnOnce(&gst::Element)) -> Harness {
         .property("model", model())
         .property("ref-size", 64u32)
         .property("max-in-flight", 1u32)
+        // The harness answers the latency query as live: auto would be realtime.
+        .property_from_str("pacing", "every-frame")
         .build()
         .unwrap();
     configure(&e);
@@ -139,6 +141,7 @@ fn flicker_with(frames: &[Vec<u8>], w: u32, h: u32, configure: impl FnOnce(&gst:
         .build()
         .unwrap();
     e.set_property_from_str("output", "matte");
+    e.set_property_from_str("pacing", "every-frame");
     configure(&e);
     let mut harness = Harness::with_element(&e, Some("sink"), Some("src"));
     let info = gst_video::VideoInfo::builder(VideoFormat::Rgb, w, h)

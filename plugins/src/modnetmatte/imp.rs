@@ -233,9 +233,9 @@ impl BaseTransformImpl for ModnetMatte {
         query: &mut gst::query::Allocation,
     ) -> Result<(), gst::LoggableError> {
         self.parent_propose_allocation(decide_query, query)?;
-        let (ordinal, batch) = lock(&self.state)
-            .as_ref()
-            .map_or((None, 1), |s| (s.pinned_ordinal(), s.batch_size as u32));
+        let (ordinal, batch, in_flight) = lock(&self.state).as_ref().map_or((None, 1, 1), |s| {
+            (s.pinned_ordinal(), s.batch_size as u32, s.in_flight as u32)
+        });
         let (Some(ordinal), (Some(caps), _)) = (ordinal, query.get()) else {
             return Ok(());
         };
@@ -248,7 +248,7 @@ impl BaseTransformImpl for ModnetMatte {
         let mut config = pool.config();
         // Frames in flight hold their buffer until their result is back: a batch
         // being collected, one per job in flight, and two more.
-        let min = batch * (lock(&self.settings).run.max_in_flight + 1) + 2;
+        let min = batch * (in_flight + 1) + 2;
         config.set_params(Some(&caps), size, min, 0);
         pool.set_config(config)
             .map_err(|_| gst::loggable_error!(CAT, "the page-locked pool refused its config"))?;
@@ -280,7 +280,7 @@ impl BaseTransformImpl for ModnetMatte {
             gst::debug!(
                 CAT,
                 imp = self,
-                "latency: adding {add} (frames in flight and OFD)"
+                "latency: adding {add} (every-frame: frames in flight and OFD; realtime: the wait for a frame's own matte)"
             );
         }
         handled
@@ -343,16 +343,29 @@ impl VideoFilterImpl for ModnetMatte {
         }
         // Before taking the state lock: the query travels upstream.
         let live = self.upstream_is_live();
-        let batch = lock(&self.settings).run.batch;
+        let run = lock(&self.settings).run.clone();
         let mut guard = lock(&self.state);
         let state = guard
             .as_mut()
             .ok_or_else(|| gst::loggable_error!(CAT, "caps set before start"))?;
+        let latency = state.added_latency();
         let what = state
-            .set_caps(in_info, out_info, live, batch)
+            .set_caps(in_info, out_info, live, &run)
             .map_err(|e| gst::loggable_error!(CAT, "{e}"))?;
-        lock(&self.stats).batch = state.batch_size as u32;
+        let latency_changed = state.added_latency() != latency;
+        {
+            let mut stats = lock(&self.stats);
+            stats.batch = state.batch_size as u32;
+            stats.pacing = state.pacing();
+        }
+        drop(guard);
         gst::info!(CAT, imp = self, "{incaps} -> {outcaps}: {what}");
+        if latency_changed {
+            // The pipeline asks again and hears what these caps add.
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
         Ok(())
     }
 }

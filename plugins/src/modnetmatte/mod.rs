@@ -8,6 +8,7 @@ mod background;
 mod caps;
 mod imp;
 mod jobs;
+mod realtime;
 mod settings;
 mod state;
 mod stats;
@@ -67,6 +68,14 @@ property_enum! {
     Device: "device", "Device: tensor ops on the network's device, on the network's thread (on a CPU: libtorch's kernels)";
 }
 
+property_enum! {
+    /// How frames wait for their mattes.
+    Pacing in "GstModnetMattePacing":
+    Auto: "auto", "Auto: realtime when upstream is live (a camera), every-frame otherwise (a file)";
+    EveryFrame: "every-frame", "Every frame: each frame waits for its own matte (files, offline jobs: the output runs at the network's pace)";
+    Realtime: "realtime", "Realtime: frames go out at the camera's rate with the newest matte; the network always works on the newest frame";
+}
+
 impl From<Precision> for modnetmatte::Precision {
     fn from(p: Precision) -> Self {
         match p {
@@ -82,6 +91,7 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     Background::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Precision::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Compositing::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    Pacing::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "modnetmatte",

@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 use gst::glib;
 use gst::prelude::*;
 
-use super::{Background, Compositing, Output, Precision};
+use super::{Background, Compositing, Output, Pacing, Precision};
 
 pub(super) const DEFAULT_COLOR: u32 = 0xFF00_B140; // chroma-key green, easy to key out downstream
 pub(super) const DEFAULT_BLUR: u32 = 16;
 pub(super) const DEFAULT_REF_SIZE: u32 = 512;
-pub(super) const DEFAULT_IN_FLIGHT: u32 = 2;
 /// Largest `batch`.
 pub(super) const MAX_BATCH: u32 = 32;
 
@@ -47,7 +46,7 @@ settings_groups! {
     /// The network: the file, where and how it runs.
     Network { model: Option<String>, device: String, precision: Precision, ref_size: u32, num_threads: u32 }
     /// How frames are scheduled and where output frames are made.
-    Run { max_in_flight: u32, batch: u32, compositing: Compositing, cuda_graphs: bool }
+    Run { pacing: Pacing, max_in_flight: u32, batch: u32, compositing: Compositing, cuda_graphs: bool }
     /// The matte: threshold and temporal stability.
     MatteRules { threshold: f64, mask_every: u32, temporal_smoothing: f64, ofd: bool, drop_late: bool }
 }
@@ -89,7 +88,8 @@ impl Settings {
             "mask-every" => self.matte.mask_every = value.get().unwrap_or(1),
             "temporal-smoothing" => self.matte.temporal_smoothing = value.get().unwrap_or(0.0),
             "ofd" => self.matte.ofd = value.get().unwrap_or(false),
-            "max-in-flight" => self.run.max_in_flight = value.get().unwrap_or(DEFAULT_IN_FLIGHT),
+            "pacing" => self.run.pacing = value.get().unwrap_or_default(),
+            "max-in-flight" => self.run.max_in_flight = value.get().unwrap_or(0),
             "drop-late" => self.matte.drop_late = value.get().unwrap_or(false),
             "compositing" => self.run.compositing = value.get().unwrap_or_default(),
             "cuda-graphs" => self.run.cuda_graphs = value.get().unwrap_or(true),
@@ -116,6 +116,7 @@ impl Settings {
             "mask-every" => self.matte.mask_every.to_value(),
             "temporal-smoothing" => self.matte.temporal_smoothing.to_value(),
             "ofd" => self.matte.ofd.to_value(),
+            "pacing" => self.run.pacing.to_value(),
             "max-in-flight" => self.run.max_in_flight.to_value(),
             "drop-late" => self.matte.drop_late.to_value(),
             "compositing" => self.run.compositing.to_value(),
@@ -223,17 +224,21 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
             .default_value(false)
             .flags(at_start)
             .build(),
+        glib::ParamSpecEnum::builder_with_default("pacing", Pacing::default())
+            .nick("Pacing")
+            .blurb("realtime: every frame goes out at once, at the camera's frame rate, with the newest matte there is; the network always works on the newest frame and skips the ones it has no time for. On a slow machine the matte then lags behind fast motion by its age (stats: matte-age-*; about one network run, e.g. 0.3-1 s on a laptop CPU), so a quick gesture can show a moment of background at its edge, but the video never stutters. Until the first matte exists (at start, after a flush or a new size) the background is replaced entirely: the room is never shown. every-frame: each frame waits for its own matte (files, offline jobs; a live source slows to the network's pace). auto: realtime for a live source (a camera), every-frame otherwise. The CUDA device path keeps every frame's own matte in both (the GPU keeps up). Set it in NULL or READY")
+            .flags(at_start)
+            .build(),
         glib::ParamSpecUInt::builder("max-in-flight")
             .nick("Frames in flight")
-            .blurb("Frames being processed at once: the network works on one frame on its own thread while the next is prepared and the previous composited. 2 (double buffering) keeps every core busy; 1 is synchronous and has the lowest latency; each extra frame adds one frame of latency (reported in the latency query). Set it in NULL or READY")
-            .minimum(1)
+            .blurb("pacing=every-frame: frames being processed at once; the network works on one frame on its own thread while the next is prepared and the previous composited. 0 (auto): 1 on a CPU (measured faster there: the cores are the network's), 2 on the CUDA device path (upload, network and download of neighbouring frames overlap). Each extra frame adds one frame of latency (reported in the latency query). Set it in NULL or READY")
             .maximum(4)
-            .default_value(DEFAULT_IN_FLIGHT)
+            .default_value(0)
             .flags(at_start)
             .build(),
         glib::ParamSpecBoolean::builder("drop-late")
             .nick("Skip the network for late frames")
-            .blurb("When downstream reports (QoS) that frames arrive too late, reuse the last matte for late frames instead of running the network, to catch up rather than fall further behind. Takes effect on the next frame")
+            .blurb("pacing=every-frame only: when downstream reports (QoS) that frames arrive too late, reuse the last matte for late frames instead of running the network, to catch up rather than fall further behind. Redundant with pacing=realtime, which never holds frames back. Takes effect on the next frame")
             .default_value(false)
             .flags(live)
             .build(),

@@ -7,8 +7,8 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use gst::prelude::*;
 use gst_base::prelude::*;
 use gst_video::VideoFrameRef;
 use modnetmatte::graphs::Mode;
@@ -20,9 +20,10 @@ use modnetmatte::{DevicePath, DeviceRequest, Engine, EngineConfig, FrameShape, c
 use super::background::{Backgrounds, Notes};
 use super::imp::CAT;
 use super::jobs::{self, Done, Queued, SharedPath};
+use super::realtime::{Realtime, frame_interval};
 use super::settings::Settings;
 use super::stats::{Stats, ms};
-use super::{Compositing, Output};
+use super::{Compositing, Output, Pacing};
 use crate::formats::{to_pixel_format, yuv_matrix};
 
 /// Frames per forward pass with batch=0 (auto) on the CUDA device path when upstream
@@ -52,7 +53,7 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn stats(&self) -> MutexGuard<'_, Stats> {
+    pub(super) fn stats(&self) -> MutexGuard<'_, Stats> {
         self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -60,14 +61,26 @@ impl Ctx<'_> {
 /// A frame ready to go out: an input buffer with its final matte (composited on the
 /// streaming thread), or an output buffer the device path has finished.
 enum Ready {
-    Matte(gst::Buffer, Vec<f32>),
+    Matte(gst::Buffer, Arc<Vec<f32>>),
     Out(gst::Buffer),
+}
+
+/// How frames meet the network (per caps, `pacing`).
+enum Net {
+    /// Every frame waits for its own matte: jobs in order, up to max-in-flight.
+    Ordered(Scheduler<Done>),
+    /// Frames go out at once with the newest matte (the CPU compositing path).
+    Realtime(Box<Realtime>),
 }
 
 pub(super) struct State {
     pub(super) engine: Arc<Engine>,
-    /// Runs the network on its own thread, up to max-in-flight jobs ahead.
-    scheduler: Scheduler<Done>,
+    /// Runs the network on its own thread: in order, or on the newest frame.
+    net: Net,
+    /// Jobs in flight for `Net::Ordered` (`max-in-flight`, 0 resolved per device).
+    pub(super) in_flight: usize,
+    /// Timestamp of the last frame the network ran on (every-frame: matte ages).
+    network_pts: Option<gst::ClockTime>,
     /// Frames submitted since start or the last flush (mask-every counts them).
     submitted: u64,
     last_size: (u32, u32),
@@ -120,11 +133,19 @@ impl State {
             device_path.is_some() && matches!(engine.graph_mode(), Mode::Cuda(_)),
         );
         let engine = Arc::new(engine);
-        let scheduler = Scheduler::new(engine.clone(), settings.run.max_in_flight as usize)
+        // 0 (auto): measured per device, see the max-in-flight blurb.
+        let in_flight = match (settings.run.max_in_flight, &device_path) {
+            (0, Some(_)) if engine.device().is_cuda() => 2,
+            (0, _) => 1,
+            (n, _) => n as usize,
+        };
+        let scheduler = Scheduler::new(engine.clone(), in_flight)
             .map_err(|e| gst::error_msg!(gst::CoreError::Failed, ("{e}")))?;
         let state = Self {
             engine,
-            scheduler,
+            net: Net::Ordered(scheduler),
+            in_flight,
+            network_pts: None,
             submitted: 0,
             last_size: (0, 0),
             earliest: None,
@@ -143,38 +164,85 @@ impl State {
         Ok((state, stats))
     }
 
-    /// New caps: the batch size for this stream (`live`: upstream says it is live),
-    /// and a warm-up at its frame size and batch so that the first frame is not slow.
+    /// New caps: the pacing and batch size for this stream (`live`: upstream says it
+    /// is live), and a warm-up at its frame size and batch so that the first frame is
+    /// not slow. Returns what was chosen, for the log.
     pub(super) fn set_caps(
         &mut self,
         in_info: &gst_video::VideoInfo,
         out_info: &gst_video::VideoInfo,
         live: bool,
-        batch_setting: u32,
+        run: &super::settings::Run,
     ) -> Result<String, String> {
-        self.batch_size = match (self.device_path.is_some(), live, batch_setting) {
+        self.batch_size = match (self.device_path.is_some(), live, run.batch) {
             (false, _, _) | (true, true, _) => 1,
             (true, false, 0) if self.engine.device().is_cuda() => AUTO_BATCH_CUDA,
             (true, false, 0) => 1,
             (true, false, n) => n as usize,
         };
         let (w, h) = (in_info.width(), in_info.height());
-        self.engine
+        let network = self
+            .engine
             .warm_up_batch(w, h, self.batch_size)
             .map_err(|e| format!("warm-up failed: {e}"))?;
         self.in_info = Some(in_info.clone());
         self.out_info = Some(out_info.clone());
         self.temporal.reset();
+        let realtime = match run.pacing {
+            Pacing::Auto => live,
+            Pacing::Realtime => true,
+            Pacing::EveryFrame => false,
+        };
+        // The device path gives every frame its own matte: the GPU keeps up.
+        let pacing = self.set_net(realtime && self.device_path.is_none(), in_info, network)?;
         let (iw, ih) = self.engine.inference_size(w, h);
-        let why = match (batch_setting, self.batch_size) {
+        let why = match (run.batch, self.batch_size) {
             (n, 1) if n > 1 && live => " (upstream is live)",
             (n, 1) if n > 1 => " (batches are for the device path)",
             _ => "",
         };
         Ok(format!(
-            "network input {iw}x{ih}, {} frame(s) per forward pass{why}",
-            self.batch_size
+            "network input {iw}x{ih} ({:.1} ms warm), {} frame(s) per forward pass{why}, pacing {pacing}{}",
+            ms(network),
+            self.batch_size,
+            match (realtime, self.device_path.is_some()) {
+                (true, true) => " (the device path: every frame its own matte)",
+                _ => "",
+            }
         ))
+    }
+
+    /// Runs the network in order or on the newest frame from now on; the pacing's
+    /// name.
+    fn set_net(
+        &mut self,
+        realtime: bool,
+        info: &gst_video::VideoInfo,
+        network: Duration,
+    ) -> Result<&'static str, String> {
+        if let (true, Net::Realtime(rt)) = (realtime, &mut self.net) {
+            // The same worker: dropping it would wait for the network's current run.
+            rt.set_caps(info, network);
+            return Ok("realtime");
+        }
+        self.net = match (realtime, &self.net) {
+            (true, _) => {
+                Net::Realtime(Box::new(Realtime::new(self.engine.clone(), info, network)?))
+            }
+            (false, Net::Realtime(_)) => Net::Ordered(
+                Scheduler::new(self.engine.clone(), self.in_flight).map_err(|e| e.to_string())?,
+            ),
+            (false, Net::Ordered(_)) => return Ok("every-frame"),
+        };
+        Ok(if realtime { "realtime" } else { "every-frame" })
+    }
+
+    /// Whether frames go out with the newest matte (realtime pacing).
+    pub(super) fn pacing(&self) -> &'static str {
+        match self.net {
+            Net::Realtime(_) => "realtime",
+            Net::Ordered(_) => "every-frame",
+        }
     }
 
     /// Hands one input buffer to the worker (to be matted, or to reuse the last
@@ -182,6 +250,12 @@ impl State {
     /// worker has finished.
     pub(super) fn submit(&mut self, ctx: &Ctx<'_>, inbuf: gst::Buffer) -> Result<(), StreamError> {
         let info = self.in_info.clone().ok_or(StreamError::NotNegotiated)?;
+        if let Net::Realtime(rt) = &mut self.net {
+            let alpha = rt.frame(ctx, &inbuf, self.submitted)?;
+            self.submitted += 1;
+            self.ready.push_back(Ready::Matte(inbuf, alpha));
+            return Ok(());
+        }
         let size = (info.width(), info.height());
         let same_size = self.last_size == size;
         let mut infer =
@@ -205,11 +279,13 @@ impl State {
             }
             return self.submit_batch(ctx);
         }
+        let Net::Ordered(scheduler) = &mut self.net else {
+            return Err(StreamError::NotNegotiated);
+        };
         let submitted = if infer {
-            self.scheduler
-                .submit(move |engine: &Engine| jobs::matte_job(engine, inbuf, &info))
+            scheduler.submit(move |engine: &Engine| jobs::matte_job(engine, inbuf, &info))
         } else {
-            self.scheduler.submit(move |_: &Engine| Done::Reuse(inbuf))
+            scheduler.submit(move |_: &Engine| Done::Reuse(inbuf))
         };
         self.absorb(ctx, submitted)
     }
@@ -223,9 +299,12 @@ impl State {
         let info = self.in_info.clone().ok_or(StreamError::NotNegotiated)?;
         let out_info = self.out_info.clone().ok_or(StreamError::NotNegotiated)?;
         let spec = self.output_spec(ctx, &info)?;
+        let Net::Ordered(scheduler) = &mut self.net else {
+            return Err(StreamError::NotNegotiated);
+        };
         let frames = std::mem::take(&mut self.batch);
         let pad_to = self.batch_size;
-        let submitted = self.scheduler.submit_staged(move |engine: &Engine| {
+        let submitted = scheduler.submit_staged(move |engine: &Engine| {
             jobs::device_job(engine, &path, spec, frames, pad_to, info, out_info)
         });
         self.absorb(ctx, submitted)
@@ -305,10 +384,12 @@ impl State {
                     ms(t.postprocess)
                 );
                 let (mw, mh) = (matte.width, matte.height);
+                self.count_matte_use(ctx, &inbuf, false);
                 (inbuf, self.temporal.push(&config, mw, mh, matte.alpha))
             }
             Done::Reuse(inbuf) => {
                 ctx.stats().reused += 1;
+                self.count_matte_use(ctx, &inbuf, true);
                 (inbuf, self.temporal.push_reused(&config, w, h))
             }
             Done::Batch(frames) => {
@@ -324,6 +405,7 @@ impl State {
                 graphs,
             } => {
                 let (out, t) = result.map_err(StreamError::Matting)?;
+                self.count_matte_use(ctx, &out, reused);
                 let failure = ctx.stats().add_device_frame(&t, reused, memory, graphs);
                 if let Some(why) = failure {
                     gst::warning!(
@@ -350,9 +432,22 @@ impl State {
         if let Some(alpha) = finished
             && let Some(buf) = self.pending.pop_front()
         {
-            self.ready.push_back(Ready::Matte(buf, alpha));
+            self.ready.push_back(Ready::Matte(buf, Arc::new(alpha)));
         }
         Ok(())
+    }
+
+    /// Every-frame pacing: a frame goes out with its own matte, or (`reused`:
+    /// mask-every, drop-late) with the last network frame's; for the matte-age stats.
+    fn count_matte_use(&mut self, ctx: &Ctx<'_>, buf: &gst::Buffer, reused: bool) {
+        if !reused {
+            self.network_pts = buf.pts();
+        }
+        let age = buf
+            .pts()
+            .zip(self.network_pts)
+            .map(|(a, b)| Duration::from_nanos(a.nseconds().saturating_sub(b.nseconds())));
+        ctx.stats().add_matte_use(reused, age);
     }
 
     /// The next frame to push, if one is ready (the CPU path composites it now).
@@ -404,7 +499,15 @@ impl State {
         if let Err(e) = self.submit_batch(ctx) {
             gst::warning!(CAT, obj = ctx.obj, "last batch at drain: {e:?}");
         }
-        match self.scheduler.finish() {
+        let finished = match &mut self.net {
+            Net::Ordered(scheduler) => scheduler.finish(),
+            // Every frame went out already; the network's pending work is of no use.
+            Net::Realtime(rt) => {
+                rt.forget();
+                Ok(Vec::new())
+            }
+        };
+        match finished {
             Ok(done) => {
                 for d in done {
                     if self.complete(ctx, d).is_err() {
@@ -417,7 +520,7 @@ impl State {
         if let Some(alpha) = self.temporal.drain()
             && let Some(buf) = self.pending.pop_front()
         {
-            self.ready.push_back(Ready::Matte(buf, alpha));
+            self.ready.push_back(Ready::Matte(buf, Arc::new(alpha)));
         }
         if !self.pending.is_empty() {
             let n = self.pending.len();
@@ -439,7 +542,10 @@ impl State {
     /// A flush: results of jobs already submitted are dropped when they arrive, and
     /// every frame held is forgotten.
     pub(super) fn flush(&mut self) {
-        self.scheduler.discard();
+        match &mut self.net {
+            Net::Ordered(scheduler) => scheduler.discard(),
+            Net::Realtime(rt) => rt.forget(),
+        }
         self.submitted = 0;
         self.earliest = None;
         self.pending.clear();
@@ -451,16 +557,22 @@ impl State {
         }
     }
 
-    /// The delay frames in flight and OFD add, as a duration: a frame leaves when the
-    /// frames after it arrive, one for each further job in flight, one more for OFD.
+    /// The delay the element adds, as a duration. Every-frame: a frame leaves when
+    /// the frames after it arrive, one for each further job in flight, one more for
+    /// OFD. Realtime: only the wait for a frame's own matte (none when the network
+    /// is slower than that).
     pub(super) fn added_latency(&self) -> gst::ClockTime {
-        let frames = (self.scheduler.max_in_flight() as u64 - 1) + u64::from(self.ofd);
-        match self.in_info.as_ref().map(|i| i.fps()) {
-            Some(f) if f.numer() > 0 && f.denom() > 0 => gst::ClockTime::SECOND
-                .mul_div_floor(frames * f.denom() as u64, f.numer() as u64)
-                .unwrap_or(gst::ClockTime::ZERO),
-            _ => gst::ClockTime::ZERO,
-        }
+        let interval = self.in_info.as_ref().and_then(frame_interval);
+        let added = match &self.net {
+            Net::Realtime(rt) => Some(rt.wait()),
+            Net::Ordered(s) => {
+                let frames = (s.max_in_flight() - 1) as u32 + u32::from(self.ofd);
+                interval.map(|i| i * frames)
+            }
+        };
+        added.map_or(gst::ClockTime::ZERO, |d| {
+            gst::ClockTime::from_nseconds(d.as_nanos() as u64)
+        })
     }
 
     /// The CUDA device whose page-locked memory upstream should write into (the

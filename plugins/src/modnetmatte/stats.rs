@@ -39,6 +39,26 @@ pub(super) struct Stats {
     graphs: GraphStatus,
     /// The capture failure has been logged.
     graph_failure_logged: bool,
+    /// How frames meet their mattes now ("realtime" or "every-frame").
+    pub(super) pacing: &'static str,
+    ages: MatteAges,
+}
+
+/// How old the mattes applied to frames were: the time between the frame a matte
+/// was computed on and the frame it went out with (timestamps).
+#[derive(Debug, Default, Clone)]
+struct MatteAges {
+    sum: Duration,
+    /// Frames with a known age (both timestamps).
+    timed: u64,
+    last: Duration,
+    max: Duration,
+    /// Frames that went out with a matte from an earlier frame.
+    earlier: u64,
+    /// Realtime: frames that went out before any matte existed (background only).
+    without: u64,
+    /// Realtime: frames the network did not get to (a newer one took their turn).
+    skipped: u64,
 }
 
 pub(super) fn ms(d: Duration) -> f64 {
@@ -61,6 +81,7 @@ impl Stats {
             cuda_ordinal,
             graphs_wanted,
             batch: 1,
+            pacing: "every-frame",
             ..Self::default()
         }
     }
@@ -76,6 +97,28 @@ impl Stats {
         self.last_inference = t.inference;
         self.preprocess += t.preprocess;
         self.postprocess += t.postprocess;
+    }
+
+    /// A frame goes out with the matte of an earlier frame (`earlier`) or its own;
+    /// `age`: their timestamps' distance, where both are known.
+    pub(super) fn add_matte_use(&mut self, earlier: bool, age: Option<Duration>) {
+        self.ages.earlier += u64::from(earlier);
+        if let Some(age) = age {
+            self.ages.sum += age;
+            self.ages.timed += 1;
+            self.ages.last = age;
+            self.ages.max = self.ages.max.max(age);
+        }
+    }
+
+    /// Realtime: a frame went out before any matte existed (background only).
+    pub(super) fn add_without_matte(&mut self) {
+        self.ages.without += 1;
+    }
+
+    /// Realtime: a frame lost its turn at the network to a newer one.
+    pub(super) fn add_skipped(&mut self) {
+        self.ages.skipped += 1;
     }
 
     /// A frame composited on the CPU in `d`.
@@ -139,8 +182,16 @@ impl Stats {
             .cuda_ordinal
             .and_then(transfer::device_memory)
             .unwrap_or((0, 0));
+        let a = &self.ages;
         gst::Structure::builder("modnetmatte-stats")
             .field("frames", self.frames)
+            .field("pacing", self.pacing)
+            .field("matte-age-mean-ms", per(a.sum, a.timed))
+            .field("matte-age-last-ms", ms(a.last))
+            .field("matte-age-max-ms", ms(a.max))
+            .field("frames-earlier-matte", a.earlier)
+            .field("frames-without-matte", a.without)
+            .field("frames-skipped-by-network", a.skipped)
             .field("frames-matte-reused", self.reused)
             .field("frames-late-reused", self.late)
             .field("mean-inference-ms", per(self.inference, inferred))

@@ -177,6 +177,11 @@ impl Engine {
         }
     }
 
+    /// `num-threads` as configured (0: libtorch's default, one per core).
+    pub fn configured_threads(&self) -> usize {
+        self.config.num_threads
+    }
+
     /// The precision the network actually runs in (fp16 only on CUDA).
     pub fn precision(&self) -> Precision {
         self.model.precision()

@@ -7,6 +7,10 @@
 //! newest. Results come back in the order they finish, tagged with the frame's id;
 //! `discard` (flush, new caps) drops the waiting job and the result of the running one.
 //!
+//! On a CPU the worker runs at a lower priority and, with `num-threads` 0, libtorch
+//! gets all cores but one: the streaming thread composites every frame at the
+//! camera's rate, and the network has what is left.
+//!
 //! `own_matte_wait` is the rule for how long a frame may wait for its own matte: only
 //! when the network keeps up, so a fast device gives every frame its own matte and a
 //! slow one never holds the stream back.
@@ -62,9 +66,18 @@ impl<R: Send + 'static> Newest<R> {
             changed: Condvar::new(),
         });
         let theirs = shared.clone();
+        let on_cpu = !engine.device().is_cuda();
+        if on_cpu && engine.configured_threads() == 0 {
+            // One core stays with the streaming thread, which composites every frame.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            tch::set_num_threads(cores.saturating_sub(1).max(1) as i32);
+        }
         let worker = std::thread::Builder::new()
             .name("modnetmatte-net".into())
             .spawn(move || {
+                if on_cpu {
+                    yield_to_the_stream();
+                }
                 // As the ordered scheduler: the engine's CUDA stream from here on.
                 let _ = engine.enter_stream();
                 work(&engine, &theirs)
@@ -171,6 +184,18 @@ impl<R: Send + 'static> Drop for Newest<R> {
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
+    }
+}
+
+/// Lowers this thread's priority (nice 10; threads it starts inherit it): on a busy
+/// CPU the frames going out at the camera's rate come first, the matte's freshness
+/// second. Unprivileged, so it cannot fail for want of rights; if it fails anyway
+/// the network just keeps its priority.
+fn yield_to_the_stream() {
+    // SAFETY: gettid and setpriority take plain integers and touch no memory of ours.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
     }
 }
 

@@ -205,8 +205,10 @@ impl State {
             "network input {iw}x{ih} ({:.1} ms warm), {} frame(s) per forward pass{why}, pacing {pacing}{}",
             ms(network),
             self.batch_size,
-            match (realtime, self.device_path.is_some()) {
-                (true, true) => " (the device path: every frame its own matte)",
+            match (realtime, self.device_path.is_some(), self.ofd) {
+                (true, true, _) => " (the device path: every frame its own matte)",
+                (true, false, true) =>
+                    " (ofd does not apply: it would hold every matte back by a network run)",
                 _ => "",
             }
         ))

@@ -13,6 +13,8 @@ pub(super) struct Stats {
     pub(super) frames: u64,
     pub(super) reused: u64,
     pub(super) late: u64,
+    /// Network runs (realtime: fewer than frames).
+    runs: u64,
     inference: Duration,
     last_inference: Duration,
     total: Duration,
@@ -93,6 +95,7 @@ impl Stats {
     }
 
     fn add_network(&mut self, t: &StageTimings) {
+        self.runs += 1;
         self.inference += t.inference;
         self.last_inference = t.inference;
         self.preprocess += t.preprocess;
@@ -176,7 +179,7 @@ impl Stats {
     /// The `stats` structure: stage times per network run; compositing and total per
     /// output frame; the GPU's memory read now (every process).
     pub(super) fn to_structure(&self) -> gst::Structure {
-        let inferred = self.frames.saturating_sub(self.reused);
+        let inferred = self.runs;
         let per = |d: Duration, n: u64| if n == 0 { 0.0 } else { ms(d) / n as f64 };
         let (used, total) = self
             .cuda_ordinal
@@ -193,6 +196,7 @@ impl Stats {
             .field("frames-without-matte", a.without)
             .field("frames-skipped-by-network", a.skipped)
             .field("frames-matte-reused", self.reused)
+            .field("network-runs", self.runs)
             .field("frames-late-reused", self.late)
             .field("mean-inference-ms", per(self.inference, inferred))
             .field("last-inference-ms", ms(self.last_inference))

@@ -7,7 +7,9 @@
 //! blending in RGB); a chroma sample takes the mean alpha of the pixels it covers.
 
 use crate::error::{Error, Result};
-use crate::frame::{Frame, FrameMut, PixelFormat, Plane, YuvMatrix};
+use crate::frame::{Frame, FrameMut, PixelFormat, Plane, PlaneMut, YuvMatrix};
+
+pub mod blur;
 use crate::output::{BackgroundSource, OutputKind, OutputSpec};
 
 /// A frame that owns its planes, rows tightly packed.
@@ -174,24 +176,15 @@ fn from_rgb_pixels(
 
 /// The frame blurred (box blur, three passes: close to a Gaussian of the same
 /// radius), in its own format. Chroma planes use half the radius, as they are half
-/// the size.
+/// the size; radii from 8 up are blurred at reduced resolution (`blur::plane`).
 pub fn blurred(frame: &Frame<'_>, radius: u32) -> Result<OwnedFrame> {
     frame.validate()?;
     let mut out = OwnedFrame::zeroed(frame.format, frame.width, frame.height, frame.matrix);
     let jobs = blur_planes(frame.format, frame.width, frame.height, radius);
-    for (i, (pw, ph, channels, radius)) in jobs.into_iter().enumerate() {
-        let src = &frame.planes[i];
-        let mut buf: Vec<u8> = (0..ph)
-            .flat_map(|y| {
-                src.data[y * src.stride..y * src.stride + pw * channels]
-                    .iter()
-                    .copied()
-            })
-            .collect();
-        for _ in 0..3 {
-            box_blur(&mut buf, pw, ph, channels, radius);
-        }
-        out.planes[i] = buf;
+    for ((src, dst), (pw, ph, channels, radius)) in
+        frame.planes.iter().zip(&mut out.planes).zip(jobs)
+    {
+        blur::plane(src.data, src.stride, dst, pw, ph, channels, radius);
     }
     Ok(out)
 }
@@ -217,54 +210,44 @@ pub fn blur_planes(
     }
 }
 
-/// In-place separable box blur of a packed `w` x `h` x `c` picture, edges clamped.
-fn box_blur(buf: &mut [u8], w: usize, h: usize, c: usize, r: usize) {
-    if r == 0 {
-        return;
-    }
-    let n = (2 * r + 1) as u32;
-    let mut line = vec![0u8; w.max(h) * c];
-    // Horizontal: running sum along each row.
-    for y in 0..h {
-        let row = &mut buf[y * w * c..(y + 1) * w * c];
-        line[..w * c].copy_from_slice(row);
-        for ch in 0..c {
-            let at = |x: isize| line[(x.clamp(0, w as isize - 1) as usize) * c + ch] as u32;
-            let mut sum: u32 = (-(r as isize)..=r as isize).map(at).sum();
-            for x in 0..w {
-                row[x * c + ch] = ((sum + n / 2) / n) as u8;
-                sum += at(x as isize + r as isize + 1);
-                sum -= at(x as isize - r as isize);
-            }
-        }
-    }
-    // Vertical: running sums of whole rows, so memory is read row by row.
-    let stride = w * c;
-    let src = buf.to_vec();
-    let row = |y: isize| &src[(y.clamp(0, h as isize - 1) as usize) * stride..][..stride];
-    let mut sums = vec![0u32; stride];
-    for y in -(r as isize)..=r as isize {
-        for (s, &v) in sums.iter_mut().zip(row(y)) {
-            *s += v as u32;
-        }
-    }
-    for y in 0..h {
-        for (d, s) in buf[y * stride..(y + 1) * stride].iter_mut().zip(&sums) {
-            *d = ((s + n / 2) / n) as u8;
-        }
-        let (add, sub) = (
-            row(y as isize + r as isize + 1),
-            row(y as isize - r as isize),
-        );
-        for ((s, &a), &b) in sums.iter_mut().zip(add).zip(sub) {
-            *s = *s + a as u32 - b as u32;
-        }
+/// The first `n` rows of a plane, `len` bytes each (`validate` checked they exist).
+fn rows<'a>(p: &Plane<'a>, len: usize, n: usize) -> impl Iterator<Item = &'a [u8]> {
+    p.data.chunks(p.stride).take(n).map(move |r| &r[..len])
+}
+
+fn rows_mut<'a>(
+    p: &'a mut PlaneMut<'_>,
+    len: usize,
+    n: usize,
+) -> impl Iterator<Item = &'a mut [u8]> {
+    p.data
+        .chunks_mut(p.stride)
+        .take(n)
+        .map(move |r| &mut r[..len])
+}
+
+/// (f x a + b x (255 - a) + 127) / 255 exactly: x / 255 rounded is (y + (y >> 8)) >> 8
+/// with y = x + 128 for every x up to 255 x 255, and all of it fits u16 lanes
+/// (no division, so the row loops vectorise).
+#[inline(always)]
+fn mix(f: u8, b: u8, a: u8) -> u8 {
+    let (f, b, a) = (u16::from(f), u16::from(b), u16::from(a));
+    let y = f * a + b * (255 - a) + 128;
+    ((y + (y >> 8)) >> 8) as u8
+}
+
+/// `mix` over a row: every byte with its own alpha.
+fn mix_row(out: &mut [u8], f: &[u8], b: &[u8], a: &[u8]) {
+    for (((o, &f), &b), &a) in out.iter_mut().zip(f).zip(b).zip(a) {
+        *o = mix(f, b, a);
     }
 }
 
-#[inline]
-fn mix(f: u8, b: u8, a: u32) -> u8 {
-    ((f as u32 * a + b as u32 * (255 - a) + 127) / 255) as u8
+/// Each alpha `N` times (one per byte of a packed pixel).
+fn spread<const N: usize>(dst: &mut [u8], alpha: &[u8]) {
+    for (d, &a) in dst.chunks_exact_mut(N).zip(alpha) {
+        d.copy_from_slice(&[a; N]);
+    }
 }
 
 fn check_alpha(alpha: &[u8], width: u32, height: u32) -> Result<()> {
@@ -288,32 +271,66 @@ fn check_same(a: &Frame<'_>, b: &FrameMut<'_>, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Mean alpha of the pixels a chroma sample at (cx, cy) covers (`rows` = 2 or 1).
-#[inline]
-fn chroma_alpha(alpha: &[u8], w: usize, h: usize, cx: usize, cy: usize, rows: usize) -> u32 {
-    let (mut sum, mut n) = (0u32, 0u32);
-    for y in (cy * rows)..((cy + 1) * rows).min(h) {
-        for x in (cx * 2)..(cx * 2 + 2).min(w) {
-            sum += alpha[y * w + x] as u32;
-            n += 1;
-        }
+/// The alpha of one row of 4:2:0 chroma samples: the rounded mean, (sum + n/2) / n, of
+/// the 2x2 pixels each covers in rows `top` and `bottom` (empty at an odd height's
+/// last row; an odd width's last sample covers one column).
+fn chroma_alpha_row(out: &mut [u8], top: &[u8], bottom: &[u8]) {
+    let w = top.len();
+    if bottom.is_empty() {
+        return pair_alpha_row(out, top);
     }
-    (sum + n / 2) / n
+    for ((o, t), b) in out
+        .iter_mut()
+        .zip(top.chunks_exact(2))
+        .zip(bottom.chunks_exact(2))
+    {
+        let s = u16::from(t[0]) + u16::from(t[1]) + u16::from(b[0]) + u16::from(b[1]);
+        *o = ((s + 2) >> 2) as u8;
+    }
+    if w % 2 == 1
+        && let Some(o) = out.last_mut()
+    {
+        *o = ((u16::from(top[w - 1]) + u16::from(bottom[w - 1]) + 1) >> 1) as u8;
+    }
+}
+
+/// As `chroma_alpha_row` for samples covering 2x1 pixels (YUY2, or 4:2:0's odd last row).
+fn pair_alpha_row(out: &mut [u8], row: &[u8]) {
+    for (o, p) in out.iter_mut().zip(row.chunks_exact(2)) {
+        *o = ((u16::from(p[0]) + u16::from(p[1]) + 1) >> 1) as u8;
+    }
+    if row.len() % 2 == 1
+        && let (Some(o), Some(&a)) = (out.last_mut(), row.last())
+    {
+        *o = a;
+    }
+}
+
+/// round(v) clamped to 0..=255, as `v.round().clamp(0.0, 255.0) as u8` (halves away
+/// from zero) but without the libm call, so loops over it vectorise: below 0.5 it is
+/// 0; from 0.5 up, v + 0.5 is exact or rounds to the same integer part (it stays in
+/// v's binade or lands on the next power of two), and the cast truncates and
+/// saturates (NaN: 0 both ways).
+#[inline(always)]
+fn round_u8(v: f32) -> u8 {
+    if v < 0.5 { 0 } else { (v + 0.5) as u8 }
 }
 
 /// Float alpha in [0,1] -> 8-bit alpha: hard at `threshold` when it is in (0, 1)
 /// (>= threshold: 255, else 0), else round(clamp(a) x 255). The device path's
 /// `composite_tensor::alpha_u8` is this rule on tensors.
 pub fn alpha_u8(alpha: &[f32], threshold: f64) -> Vec<u8> {
-    let hard = threshold > 0.0 && threshold < 1.0;
-    alpha
-        .iter()
-        .map(|&a| match hard {
-            true if f64::from(a) >= threshold => 255,
-            true => 0,
-            false => (a.clamp(0.0, 1.0) * 255.0).round() as u8,
-        })
-        .collect()
+    if threshold > 0.0 && threshold < 1.0 {
+        alpha
+            .iter()
+            .map(|&a| if f64::from(a) >= threshold { 255 } else { 0 })
+            .collect()
+    } else {
+        alpha
+            .iter()
+            .map(|&a| round_u8(a.clamp(0.0, 1.0) * 255.0))
+            .collect()
+    }
 }
 
 /// The whole output frame on the CPU for `frame` and its matte (float alpha, one per
@@ -369,20 +386,22 @@ fn blend_packed(
     p: crate::frame::PackedRgb,
 ) {
     let (w, h) = (fg.width as usize, fg.height as usize);
-    let bpp = p.bytes_per_pixel;
-    let (f, b, o) = (&fg.planes[0], &bg.planes[0], &mut out.planes[0]);
-    for y in 0..h {
-        let fr = &f.data[y * f.stride..][..w * bpp];
-        let br = &b.data[y * b.stride..][..w * bpp];
-        let or = &mut o.data[y * o.stride..][..w * bpp];
-        let ar = &alpha[y * w..][..w];
-        for (x, &a) in ar.iter().enumerate() {
-            let i = x * bpp;
-            for &c in &p.rgb {
-                or[i + c] = mix(fr[i + c], br[i + c], a as u32);
-            }
-            if let Some(e) = p.extra {
-                or[i + e] = 255;
+    let (bpp, len) = (p.bytes_per_pixel, w * p.bytes_per_pixel);
+    // The row's alpha, one per byte; fixed-size copies so the spread is cheap.
+    let mut spread_alpha = vec![0u8; len];
+    let lines = rows(&fg.planes[0], len, h).zip(rows(&bg.planes[0], len, h));
+    for ((o, (f, b)), a) in rows_mut(&mut out.planes[0], len, h)
+        .zip(lines)
+        .zip(alpha.chunks_exact(w))
+    {
+        match bpp {
+            4 => spread::<4>(&mut spread_alpha, a),
+            _ => spread::<3>(&mut spread_alpha, a),
+        }
+        mix_row(o, f, b, &spread_alpha);
+        if let Some(e) = p.extra {
+            for px in o.chunks_exact_mut(4) {
+                px[e & 3] = 255;
             }
         }
     }
@@ -392,30 +411,40 @@ fn blend_packed(
 fn blend_420(fg: &Frame<'_>, bg: &Frame<'_>, alpha: &[u8], out: &mut FrameMut<'_>) {
     let (w, h) = (fg.width as usize, fg.height as usize);
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-    for y in 0..h {
-        for x in 0..w {
-            let i = |p: &Plane<'_>| y * p.stride + x;
-            let v = mix(
-                fg.planes[0].data[i(&fg.planes[0])],
-                bg.planes[0].data[i(&bg.planes[0])],
-                alpha[y * w + x] as u32,
-            );
-            let s = out.planes[0].stride;
-            out.planes[0].data[y * s + x] = v;
-        }
+    let lines = rows(&fg.planes[0], w, h).zip(rows(&bg.planes[0], w, h));
+    for ((o, (f, b)), a) in rows_mut(&mut out.planes[0], w, h)
+        .zip(lines)
+        .zip(alpha.chunks_exact(w))
+    {
+        mix_row(o, f, b, a);
     }
+    // NV12's U and V sit side by side: each chroma alpha twice.
     let per_sample = if fg.format == PixelFormat::I420 { 1 } else { 2 };
-    for plane in 1..fg.planes.len() {
-        let (f, b) = (&fg.planes[plane], &bg.planes[plane]);
-        let s = out.planes[plane].stride;
-        for cy in 0..ch {
-            for cx in 0..cw {
-                let a = chroma_alpha(alpha, w, h, cx, cy, 2);
-                for k in 0..per_sample {
-                    let x = cx * per_sample + k;
-                    out.planes[plane].data[cy * s + x] =
-                        mix(f.data[cy * f.stride + x], b.data[cy * b.stride + x], a);
-                }
+    let len = cw * per_sample;
+    let (mut ca, mut spread_ca) = (vec![0u8; cw], vec![0u8; len]);
+    let pairs = alpha.chunks(2 * w);
+    let mut planes: Vec<_> = out
+        .planes
+        .iter_mut()
+        .skip(1)
+        .map(|p| rows_mut(p, len, ch))
+        .collect();
+    let mut inputs: Vec<_> = (1..fg.planes.len())
+        .map(|i| rows(&fg.planes[i], len, ch).zip(rows(&bg.planes[i], len, ch)))
+        .collect();
+    for pair in pairs {
+        let (top, bottom) = pair.split_at(w.min(pair.len()));
+        chroma_alpha_row(&mut ca, top, bottom);
+        let a = match per_sample {
+            1 => &ca,
+            _ => {
+                spread::<2>(&mut spread_ca, &ca);
+                &spread_ca
+            }
+        };
+        for (o, input) in planes.iter_mut().zip(&mut inputs) {
+            if let (Some(o), Some((f, b))) = (o.next(), input.next()) {
+                mix_row(o, f, b, a);
             }
         }
     }
@@ -424,24 +453,24 @@ fn blend_420(fg: &Frame<'_>, bg: &Frame<'_>, alpha: &[u8], out: &mut FrameMut<'_
 /// `blend` for YUY2: each luma with its pixel's alpha, U and V with their mean.
 fn blend_yuy2(fg: &Frame<'_>, bg: &Frame<'_>, alpha: &[u8], out: &mut FrameMut<'_>) {
     let (w, h) = (fg.width as usize, fg.height as usize);
-    let (f, b) = (&fg.planes[0], &bg.planes[0]);
-    let s = out.planes[0].stride;
-    for y in 0..h {
-        for cx in 0..w.div_ceil(2) {
-            let x0 = cx * 2;
-            let x1 = (x0 + 1).min(w - 1);
-            let a0 = alpha[y * w + x0] as u32;
-            let a1 = alpha[y * w + x1] as u32;
-            let ac = chroma_alpha(alpha, w, h, cx, y, 1);
-            let i = cx * 4;
-            for (k, a) in [(0, a0), (1, ac), (2, a1), (3, ac)] {
-                out.planes[0].data[y * s + i + k] = mix(
-                    f.data[y * f.stride + i + k],
-                    b.data[y * b.stride + i + k],
-                    a,
-                );
-            }
+    let len = w.div_ceil(2) * 4;
+    let mut quad = vec![0u8; len];
+    let lines = rows(&fg.planes[0], len, h).zip(rows(&bg.planes[0], len, h));
+    for ((o, (f, b)), a) in rows_mut(&mut out.planes[0], len, h)
+        .zip(lines)
+        .zip(alpha.chunks_exact(w))
+    {
+        // Y0 U Y1 V <- a0, mean, a1, mean; an odd width's last pair is one pixel.
+        for (q, p) in quad.chunks_exact_mut(4).zip(a.chunks_exact(2)) {
+            let m = ((u16::from(p[0]) + u16::from(p[1]) + 1) >> 1) as u8;
+            q.copy_from_slice(&[p[0], m, p[1], m]);
         }
+        if w % 2 == 1
+            && let (Some(q), Some(&last)) = (quad.chunks_exact_mut(4).last(), a.last())
+        {
+            q.fill(last);
+        }
+        mix_row(o, f, b, &quad);
     }
 }
 
@@ -451,13 +480,8 @@ pub fn with_alpha(fg: &Frame<'_>, alpha: &[u8], out: &mut FrameMut<'_>) -> Resul
     fg.validate()?;
     out.validate()?;
     check_alpha(alpha, fg.width, fg.height)?;
-    let Some(op) = out.format.packed_rgb().filter(|p| p.bytes_per_pixel == 4) else {
-        return Err(Error::InvalidFrame(format!(
-            "{:?} has no alpha channel",
-            out.format
-        )));
-    };
-    let Some(alpha_byte) = op.extra else {
+    let rgba = out.format.packed_rgb().filter(|p| p.bytes_per_pixel == 4);
+    let Some((op, alpha_byte)) = rgba.and_then(|p| p.extra.map(|e| (p, e))) else {
         return Err(Error::InvalidFrame(format!(
             "{:?} has no alpha channel",
             out.format
@@ -467,52 +491,96 @@ pub fn with_alpha(fg: &Frame<'_>, alpha: &[u8], out: &mut FrameMut<'_>) -> Resul
         return Err(Error::InvalidFrame("frame and output sizes differ".into()));
     }
     let (w, h) = (fg.width as usize, fg.height as usize);
-    let (m, off) = fg.matrix.to_rgb_affine();
-    let q = |v: f32| v.round().clamp(0.0, 255.0) as u8;
-    let s = out.planes[0].stride;
-    for y in 0..h {
-        for x in 0..w {
-            let rgb: [u8; 3] = if let Some(ip) = fg.format.packed_rgb() {
-                let p = &fg.planes[0];
-                let i = y * p.stride + x * ip.bytes_per_pixel;
-                ip.rgb.map(|c| p.data[i + c])
-            } else {
-                let (yv, u, v) = match fg.format {
-                    PixelFormat::I420 => {
-                        let [py, pu, pv] = [&fg.planes[0], &fg.planes[1], &fg.planes[2]];
-                        (
-                            py.data[y * py.stride + x],
-                            pu.data[y / 2 * pu.stride + x / 2],
-                            pv.data[y / 2 * pv.stride + x / 2],
-                        )
-                    }
-                    PixelFormat::Nv12 => {
-                        let [py, puv] = [&fg.planes[0], &fg.planes[1]];
-                        let i = y / 2 * puv.stride + x / 2 * 2;
-                        (py.data[y * py.stride + x], puv.data[i], puv.data[i + 1])
-                    }
-                    PixelFormat::Yuy2 => {
-                        let p = &fg.planes[0];
-                        let i = y * p.stride + x / 2 * 4;
-                        (p.data[i + (x % 2) * 2], p.data[i + 1], p.data[i + 3])
-                    }
-                    other => {
-                        return Err(Error::InvalidFrame(format!(
-                            "{other:?} is not an input format"
-                        )));
-                    }
-                };
-                let d = [yv as f32 - off[0], u as f32 - off[1], v as f32 - off[2]];
-                std::array::from_fn(|c| q(m[c][0] * d[0] + m[c][1] * d[1] + m[c][2] * d[2]))
-            };
-            let o = y * s + x * 4;
-            for (&c, v) in op.rgb.iter().zip(rgb) {
-                out.planes[0].data[o + c] = v;
-            }
-            out.planes[0].data[o + alpha_byte] = alpha[y * w + x];
+    let mut rgb = vec![[0u8; 3]; w];
+    let [r, g, b] = op.rgb.map(|c| c & 3);
+    let a_at = alpha_byte & 3;
+    for (y, (o, a)) in rows_mut(&mut out.planes[0], w * 4, h)
+        .zip(alpha.chunks_exact(w))
+        .enumerate()
+    {
+        rgb_row(fg, y, &mut rgb)?;
+        for ((px, c), &a) in o.chunks_exact_mut(4).zip(&rgb).zip(a) {
+            (px[r], px[g], px[b], px[a_at]) = (c[0], c[1], c[2], a);
         }
     }
     Ok(())
+}
+
+/// Row `y` of the frame as RGB (YUV: nearest chroma sample, the matrix, rounded).
+fn rgb_row(fg: &Frame<'_>, y: usize, rgb: &mut [[u8; 3]]) -> Result<()> {
+    let w = rgb.len();
+    let line =
+        |p: usize, row: usize, len: usize| &fg.planes[p].data[row * fg.planes[p].stride..][..len];
+    if let Some(ip) = fg.format.packed_rgb() {
+        let bpp = ip.bytes_per_pixel;
+        for (d, s) in rgb.iter_mut().zip(line(0, y, w * bpp).chunks_exact(bpp)) {
+            *d = ip.rgb.map(|c| s[c]);
+        }
+        return Ok(());
+    }
+    let cw = w.div_ceil(2);
+    let to_rgb = Yuv2Rgb::new(fg.matrix);
+    match fg.format {
+        PixelFormat::I420 => {
+            let (us, vs) = (line(1, y / 2, cw), line(2, y / 2, cw));
+            let uv = us.iter().copied().zip(vs.iter().copied());
+            yuv_row(rgb, line(0, y, w).iter().copied(), uv, &to_rgb);
+        }
+        PixelFormat::Nv12 => {
+            let uv = line(1, y / 2, cw * 2).chunks_exact(2).map(|p| (p[0], p[1]));
+            yuv_row(rgb, line(0, y, w).iter().copied(), uv, &to_rgb);
+        }
+        PixelFormat::Yuy2 => {
+            let quads = line(0, y, cw * 4).chunks_exact(4);
+            let luma = quads.clone().flat_map(|q| [q[0], q[2]]);
+            yuv_row(rgb, luma, quads.map(|q| (q[1], q[3])), &to_rgb);
+        }
+        other => {
+            return Err(Error::InvalidFrame(format!(
+                "{other:?} is not an input format"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// RGB of a row of YUV pixels, two per chroma sample (an odd width's last sample: one).
+fn yuv_row(
+    rgb: &mut [[u8; 3]],
+    mut luma: impl Iterator<Item = u8>,
+    uv: impl Iterator<Item = (u8, u8)>,
+    to_rgb: &Yuv2Rgb,
+) {
+    for (pair, (u, v)) in rgb.chunks_mut(2).zip(uv) {
+        for (d, l) in pair.iter_mut().zip(&mut luma) {
+            *d = to_rgb.convert(l, u, v);
+        }
+    }
+}
+
+/// Y'CbCr codes -> 8-bit R'G'B' with the frame's matrix (the float expression of
+/// `YuvMatrix::to_rgb_affine`, term for term, so results do not move by a rounding).
+struct Yuv2Rgb {
+    m: [[f32; 3]; 3],
+    off: [f32; 3],
+}
+
+impl Yuv2Rgb {
+    fn new(matrix: YuvMatrix) -> Self {
+        let (m, off) = matrix.to_rgb_affine();
+        Self { m, off }
+    }
+
+    #[inline(always)]
+    fn convert(&self, y: u8, u: u8, v: u8) -> [u8; 3] {
+        let (m, off) = (&self.m, &self.off);
+        let d = [
+            f32::from(y) - off[0],
+            f32::from(u) - off[1],
+            f32::from(v) - off[2],
+        ];
+        std::array::from_fn(|c| round_u8(m[c][0] * d[0] + m[c][1] * d[1] + m[c][2] * d[2]))
+    }
 }
 
 /// The matte as a GRAY8 frame.
@@ -685,5 +753,341 @@ mod tests {
         assert!(err.to_string().contains("no alpha channel"));
         let err = write_gray(&alpha[1..], &mut frame_mut(&mut gray)).unwrap_err();
         assert!(err.to_string().contains("matte has 23 values"), "{err}");
+    }
+
+    /// Deterministic bytes (xorshift).
+    fn noise(n: usize, seed: u32) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// A frame of random bytes whose rows are `pad` bytes longer than the format's.
+    fn padded(format: PixelFormat, w: u32, h: u32, pad: usize, seed: u32) -> Vec<(Vec<u8>, usize)> {
+        let sizes = format.plane_sizes(w as usize, h as usize);
+        sizes
+            .into_iter()
+            .enumerate()
+            .map(|(i, (row, rows))| (noise((row + pad) * rows, seed + i as u32), row + pad))
+            .collect()
+    }
+
+    fn view(format: PixelFormat, w: u32, h: u32, planes: &[(Vec<u8>, usize)]) -> Frame<'_> {
+        Frame {
+            format,
+            width: w,
+            height: h,
+            planes: planes
+                .iter()
+                .map(|(data, stride)| Plane {
+                    data,
+                    stride: *stride,
+                })
+                .collect(),
+            matrix: YuvMatrix::BT709,
+        }
+    }
+
+    /// Sample (x, y) of plane `p`, `c` bytes into it.
+    fn at(f: &Frame<'_>, p: usize, x: usize, y: usize) -> u32 {
+        u32::from(f.planes[p].data[y * f.planes[p].stride + x])
+    }
+
+    /// The blend written out per byte: which pixels each byte covers, their mean
+    /// alpha (sum + n/2) / n, and (f a + b (255 - a) + 127) / 255 in u32.
+    fn reference_blend(fg: &Frame<'_>, bg: &Frame<'_>, alpha: &[u8]) -> Vec<Vec<u8>> {
+        let (w, h) = (fg.width as usize, fg.height as usize);
+        let mean = |xs: std::ops::Range<usize>, ys: std::ops::Range<usize>| {
+            let (mut s, mut n) = (0u32, 0u32);
+            for y in ys.start..ys.end.min(h) {
+                for x in xs.start..xs.end.min(w) {
+                    s += u32::from(alpha[y * w + x]);
+                    n += 1;
+                }
+            }
+            (s + n / 2) / n
+        };
+        let sizes = fg.format.plane_sizes(w, h);
+        let packed = fg.format.packed_rgb();
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(p, &(row, rows))| {
+                let mut out = vec![0u8; row * rows];
+                for y in 0..rows {
+                    for x in 0..row {
+                        let a = match (fg.format, p, packed) {
+                            (_, _, Some(pk)) if Some(x % pk.bytes_per_pixel) == pk.extra => {
+                                out[y * row + x] = 255;
+                                continue;
+                            }
+                            (_, _, Some(pk)) => {
+                                mean(x / pk.bytes_per_pixel..x / pk.bytes_per_pixel + 1, y..y + 1)
+                            }
+                            (PixelFormat::Yuy2, _, _) if x % 2 == 0 => {
+                                let px = (x / 4 * 2 + x % 4 / 2).min(w - 1);
+                                mean(px..px + 1, y..y + 1)
+                            }
+                            (PixelFormat::Yuy2, _, _) => mean(x / 4 * 2..x / 4 * 2 + 2, y..y + 1),
+                            (_, 0, _) => mean(x..x + 1, y..y + 1),
+                            (PixelFormat::Nv12, _, _) => {
+                                mean(x / 2 * 2..x / 2 * 2 + 2, 2 * y..2 * y + 2)
+                            }
+                            _ => mean(2 * x..2 * x + 2, 2 * y..2 * y + 2),
+                        };
+                        let v = (at(fg, p, x, y) * a + at(bg, p, x, y) * (255 - a) + 127) / 255;
+                        out[y * row + x] = v as u8;
+                    }
+                }
+                out
+            })
+            .collect()
+    }
+
+    /// The tight planes of an output blended with padded rows.
+    fn blend_padded(fg: &Frame<'_>, bg: &Frame<'_>, alpha: &[u8]) -> Vec<Vec<u8>> {
+        let (w, h) = (fg.width, fg.height);
+        let sizes = fg.format.plane_sizes(w as usize, h as usize);
+        let mut bufs: Vec<Vec<u8>> = sizes.iter().map(|(r, n)| vec![7u8; (r + 3) * n]).collect();
+        blend(
+            fg,
+            bg,
+            alpha,
+            &mut FrameMut::over(fg.format, w, h, &mut bufs, 3),
+        )
+        .unwrap();
+        bufs.iter()
+            .zip(&sizes)
+            .map(|(b, (r, n))| {
+                (0..*n)
+                    .flat_map(|y| b[y * (r + 3)..][..*r].to_vec())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn mix_is_the_rounded_division_for_every_input() {
+        for a in 0..=255u32 {
+            for f in 0..=255u32 {
+                for b in 0..=255u32 {
+                    let want = (f * a + b * (255 - a) + 127) / 255;
+                    assert_eq!(
+                        u32::from(mix(f as u8, b as u8, a as u8)),
+                        want,
+                        "{f} {b} {a}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn round_u8_rounds_as_round_then_clamp() {
+        let reference = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+        // Every float within 300 ulps of each half and whole number, and some far ones.
+        let mut values: Vec<f32> = vec![f32::NAN, -1e9, 1e9, f32::INFINITY, 0.0, -0.0];
+        for k in -4..=600 {
+            let centre = (k as f32 / 2.0).to_bits();
+            values
+                .extend((0..600).map(|d| f32::from_bits(centre.wrapping_sub(300).wrapping_add(d))));
+        }
+        values.extend(
+            noise(400_000, 3)
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3] & 0x43])),
+        );
+        for v in values {
+            assert_eq!(round_u8(v), reference(v), "{v:e} ({:#x})", v.to_bits());
+        }
+    }
+
+    #[test]
+    fn alpha_u8_follows_the_threshold_rule() {
+        let floats: Vec<f32> = noise(40_000, 5)
+            .chunks_exact(4)
+            .map(|b| {
+                u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 / u32::MAX as f32 * 1.2 - 0.1
+            })
+            .chain([
+                0.0,
+                1.0,
+                0.5,
+                0.5 / 255.0,
+                127.5 / 255.0,
+                f32::NAN,
+                -3.0,
+                7.0,
+            ])
+            .collect();
+        let soft: Vec<u8> = floats
+            .iter()
+            .map(|a| (a.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect();
+        assert_eq!(alpha_u8(&floats, 0.0), soft);
+        assert_eq!(alpha_u8(&floats, 1.0), soft);
+        let hard: Vec<u8> = floats
+            .iter()
+            .map(|&a| if f64::from(a) >= 0.3 { 255 } else { 0 })
+            .collect();
+        assert_eq!(alpha_u8(&floats, 0.3), hard);
+    }
+
+    #[test]
+    fn blend_equals_the_formula_on_random_frames_in_every_format() {
+        for (w, h) in [(1u32, 1u32), (2, 2), (7, 5), (33, 17), (64, 36)] {
+            for (k, format) in PixelFormat::INPUTS.into_iter().enumerate() {
+                let seed = k as u32 * 10;
+                let (fg, bg) = (
+                    padded(format, w, h, 5, seed),
+                    padded(format, w, h, 2, seed + 3),
+                );
+                let (fg, bg) = (view(format, w, h, &fg), view(format, w, h, &bg));
+                let alpha = noise((w * h) as usize, seed + 7);
+                let want = reference_blend(&fg, &bg, &alpha);
+                assert_eq!(blend_padded(&fg, &bg, &alpha), want, "{format:?} {w}x{h}");
+            }
+        }
+    }
+
+    /// `with_alpha` before the row loops: per pixel, nearest chroma, rounded floats.
+    fn reference_rgba(fg: &Frame<'_>, alpha: &[u8]) -> Vec<[u8; 4]> {
+        let (w, h) = (fg.width as usize, fg.height as usize);
+        let (m, off) = fg.matrix.to_rgb_affine();
+        let q = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+        let mut out = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                let rgb = match (fg.format.packed_rgb(), fg.format) {
+                    (Some(p), _) => p.rgb.map(|c| at(fg, 0, x * p.bytes_per_pixel + c, y) as u8),
+                    (_, f) => {
+                        let [l, u, v] = match f {
+                            PixelFormat::I420 => [
+                                at(fg, 0, x, y),
+                                at(fg, 1, x / 2, y / 2),
+                                at(fg, 2, x / 2, y / 2),
+                            ],
+                            PixelFormat::Nv12 => [
+                                at(fg, 0, x, y),
+                                at(fg, 1, x / 2 * 2, y / 2),
+                                at(fg, 1, x / 2 * 2 + 1, y / 2),
+                            ],
+                            _ => [
+                                at(fg, 0, x / 2 * 4 + x % 2 * 2, y),
+                                at(fg, 0, x / 2 * 4 + 1, y),
+                                at(fg, 0, x / 2 * 4 + 3, y),
+                            ],
+                        };
+                        let d = [l as f32 - off[0], u as f32 - off[1], v as f32 - off[2]];
+                        std::array::from_fn(|c| q(m[c][0] * d[0] + m[c][1] * d[1] + m[c][2] * d[2]))
+                    }
+                };
+                out.push([rgb[0], rgb[1], rgb[2], alpha[y * w + x]]);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn straight_alpha_equals_the_per_pixel_conversion_in_every_format() {
+        for (w, h) in [(1u32, 1u32), (7, 5), (33, 17)] {
+            for (k, format) in PixelFormat::INPUTS.into_iter().enumerate() {
+                let planes = padded(format, w, h, 4, k as u32);
+                let fg = view(format, w, h, &planes);
+                let alpha = noise((w * h) as usize, 77);
+                let want = reference_rgba(&fg, &alpha);
+                for out_format in [
+                    PixelFormat::Rgba,
+                    PixelFormat::Bgra,
+                    PixelFormat::Argb,
+                    PixelFormat::Abgr,
+                ] {
+                    let mut out = OwnedFrame::zeroed(out_format, w, h, fg.matrix);
+                    with_alpha(&fg, &alpha, &mut frame_mut(&mut out)).unwrap();
+                    let p = out_format.packed_rgb().unwrap();
+                    let e = p.extra.unwrap();
+                    for (i, px) in out.planes[0].chunks_exact(4).enumerate() {
+                        let got = [px[p.rgb[0]], px[p.rgb[1]], px[p.rgb[2]], px[e]];
+                        assert_eq!(
+                            got, want[i],
+                            "{format:?} -> {out_format:?} {w}x{h} pixel {i}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Smooth shapes with some texture: what a camera frame looks like to a blur.
+    fn scene(w: u32, h: u32) -> Vec<u8> {
+        let grain = noise((w * h * 3) as usize, 11);
+        (0..w * h * 3)
+            .map(|i| {
+                let (x, y, c) = ((i / 3) % w, (i / 3) / w, i % 3);
+                let base = (x * 255 / w + y * 120 / h + c * 60) % 256;
+                let stripe = if (x / 13 + y / 9) % 3 == 0 { 60 } else { 0 };
+                ((base + stripe) % 256) as u8 ^ (grain[i as usize] >> 5)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reduced_blur_keeps_size_flat_areas_and_radius_zero() {
+        let (w, h) = (37u32, 22u32);
+        let rgb = scene(w, h);
+        for format in PixelFormat::INPUTS {
+            let f = from_rgb(format, w, h, YuvMatrix::BT709, &rgb).unwrap();
+            let same = blurred(&f.as_frame(), 0).unwrap();
+            assert_eq!(same.planes, f.planes, "{format:?} radius 0");
+            for radius in [8, 16, 40, 300] {
+                let b = blurred(&f.as_frame(), radius).unwrap();
+                assert_eq!((b.format, b.width, b.height), (format, w, h));
+                let sizes = format.plane_sizes(w as usize, h as usize);
+                let lens: Vec<usize> = sizes.iter().map(|(r, n)| r * n).collect();
+                assert_eq!(b.planes.iter().map(Vec::len).collect::<Vec<_>>(), lens);
+                let flat = solid(format, w, h, YuvMatrix::BT709, [200, 40, 90]);
+                let fb = blurred(&flat.as_frame(), radius).unwrap();
+                assert_eq!(fb.planes, flat.planes, "{format:?} radius {radius} flat");
+            }
+        }
+    }
+
+    #[test]
+    fn reduced_blur_stays_close_to_the_full_resolution_blur() {
+        let (w, h) = (320u32, 180u32);
+        let rgb = scene(w, h);
+        for (format, radius) in [
+            (PixelFormat::Rgb, 16u32),
+            (PixelFormat::I420, 16),
+            (PixelFormat::Yuy2, 24),
+            (PixelFormat::Nv12, 40),
+        ] {
+            let f = from_rgb(format, w, h, YuvMatrix::BT709, &rgb).unwrap();
+            let fast = blurred(&f.as_frame(), radius).unwrap();
+            let jobs = blur_planes(format, w, h, radius);
+            let (mut sum, mut n, mut max) = (0u64, 0u64, 0u8);
+            for ((plane, got), (pw, ph, c, r)) in f.planes.iter().zip(&fast.planes).zip(jobs) {
+                let mut full = plane.clone();
+                for _ in 0..3 {
+                    blur::box_blur(&mut full, pw, ph, c, r);
+                }
+                for (a, b) in full.iter().zip(got) {
+                    let d = a.abs_diff(*b);
+                    (sum, n, max) = (sum + u64::from(d), n + 1, max.max(d));
+                }
+            }
+            let mean = sum as f64 / n as f64;
+            println!("{format:?} r {radius}: mean {mean:.3}, max {max}");
+            assert!(
+                mean < 1.5 && max <= 10,
+                "{format:?} r {radius}: mean {mean:.2}, max {max}"
+            );
+        }
     }
 }

@@ -9,7 +9,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::composite::{self, OwnedFrame};
+use crate::composite::{self, OwnedFrame, blur};
 use crate::error::{Error, Result};
 use crate::frame::{FrameShape, PixelFormat};
 use crate::output::{BackgroundSource, OutputKind, OutputSpec};
@@ -138,7 +138,7 @@ pub fn output_planes(
                 BackgroundSource::Blur(radius) => planes
                     .iter()
                     .zip(composite::blur_planes(format, width, height, *radius))
-                    .map(|(p, (pw, _, c, r))| box_blur3(p, pw as i64, c as i64, r as i64))
+                    .map(|(p, (pw, ph, c, r))| blur_plane(p, pw, ph, c, r))
                     .collect::<Result<Vec<_>>>()?,
                 BackgroundSource::Frame(frame) => {
                     if (frame.format, frame.width, frame.height) != (format, width, height) {
@@ -347,19 +347,83 @@ fn twice(t: &Tensor, dim: i64) -> Result<Tensor> {
     Ok(x.f_expand(&expanded, false)?.f_reshape(&size)?)
 }
 
-/// Three passes of the separable box blur of `composite::box_blur` (edges clamped,
-/// each pass rounded to uint8) on a [rows, pw x c] plane.
-fn box_blur3(plane: &Tensor, pw: i64, c: i64, r: i64) -> Result<Tensor> {
+/// `composite::blur::plane` on a uint8 [rows, pw x c] plane: three box passes (edges
+/// clamped, each pass rounded to uint8), at reduced resolution for large radii (block
+/// means, the passes, bilinear back up), in the same integers as the CPU.
+fn blur_plane(plane: &Tensor, pw: usize, ph: usize, c: usize, r: usize) -> Result<Tensor> {
     if r == 0 {
         return Ok(plane.shallow_clone());
     }
-    let rows = plane.size()[0];
-    let mut t = plane.f_view([rows, pw, c])?.f_to_kind(Kind::Int64)?;
+    let t = plane
+        .f_view([ph as i64, pw as i64, c as i64])?
+        .f_to_kind(Kind::Int64)?;
+    let k = blur::factor(r);
+    let blurred = if k == 1 {
+        box_passes(t, r as i64)?
+    } else {
+        let small = box_passes(downscale(&t, k as i64)?, blur::reduced_radius(r, k) as i64)?;
+        upscale(&small, pw as i64, ph as i64, k as i64)?
+    };
+    Ok(blurred
+        .f_to_kind(Kind::Uint8)?
+        .f_view([ph as i64, (pw * c) as i64])?)
+}
+
+/// Three rounds of a horizontal and a vertical box pass on an int64 [rows, pw, c].
+fn box_passes(mut t: Tensor, r: i64) -> Result<Tensor> {
     for _ in 0..3 {
         t = box_pass(&t, 1, r)?;
         t = box_pass(&t, 0, r)?;
     }
-    Ok(t.f_to_kind(Kind::Uint8)?.f_view([rows, pw * c])?)
+    Ok(t)
+}
+
+/// Means of k x k blocks of an int64 [h, w, c], (sum + k^2/2) / k^2, the last row and
+/// column repeated to fill the edge blocks (`composite::blur`'s downscale).
+fn downscale(t: &Tensor, k: i64) -> Result<Tensor> {
+    let size = t.size();
+    let (h, w, c) = (size[0], size[1], size[2]);
+    let (dh, dw) = ((h + k - 1) / k, (w + k - 1) / k);
+    let device = t.device();
+    let clamped =
+        |n: i64, len: i64| Tensor::f_arange(n, (Kind::Int64, device))?.f_clamp_max(len - 1);
+    let blocks = t
+        .f_index_select(0, &clamped(dh * k, h)?)?
+        .f_index_select(1, &clamped(dw * k, w)?)?
+        .f_view([dh, k, dw, k, c])?
+        .f_sum_dim_intlist([1i64, 3].as_slice(), false, Kind::Int64)?;
+    Ok(blocks
+        .f_add_scalar(k * k / 2)?
+        .f_div_scalar_mode(k * k, "floor")?)
+}
+
+/// Bilinear `k`x upscale of an int64 [dh, dw, c] to [h, w, c] with `blur::tap`'s
+/// weights (1/(2k) per side), both sides summed unrounded and rounded once.
+fn upscale(small: &Tensor, w: i64, h: i64, k: i64) -> Result<Tensor> {
+    let wide = interpolate(small, 1, w, k)?;
+    let full = interpolate(&wide, 0, h, k)?;
+    let d = 4 * k * k;
+    Ok(full.f_add_scalar(d / 2)?.f_div_scalar_mode(d, "floor")?)
+}
+
+/// One side of `upscale`: `len` outputs along `dim`, each a x (2k - f) + b x f.
+fn interpolate(t: &Tensor, dim: i64, len: i64, k: i64) -> Result<Tensor> {
+    let n = t.size()[dim as usize];
+    let device = t.device();
+    // blur::tap: p = clamp(2x + 1 - k, 0, 2k (n - 1)); i0 = p / 2k; f = p - 2k i0.
+    let p = Tensor::f_arange(len, (Kind::Int64, device))?
+        .f_mul_scalar(2)?
+        .f_add_scalar(1 - k)?
+        .f_clamp(0, 2 * k * (n - 1))?;
+    let i0 = p.f_div_scalar_mode(2 * k, "floor")?;
+    let f = p.f_sub(&i0.f_mul_scalar(2 * k)?)?;
+    let i1 = i0.f_add_scalar(1)?.f_clamp_max(n - 1)?;
+    let shape: Vec<i64> = (0..3).map(|d| if d == dim { len } else { 1 }).collect();
+    let f = f.f_view(shape.as_slice())?;
+    let left = t
+        .f_index_select(dim, &i0)?
+        .f_mul(&f.f_neg()?.f_add_scalar(2 * k)?)?;
+    Ok(left.f_add(&t.f_index_select(dim, &i1)?.f_mul(&f)?)?)
 }
 
 /// One box pass along `dim` of an int64 tensor: window sums from a cumulative sum

@@ -150,8 +150,9 @@ fn tensor_compositing_matches_the_cpu_loops() {
         for (k, format) in PixelFormat::INPUTS.into_iter().enumerate() {
             let input = Padded::new(format, w, h, 5, k as u32);
             let frame = input.frame();
-            // Blur, several radii (the chroma planes take half).
-            for radius in [0u32, 1, 4] {
+            // Blur, several radii (the chroma planes take half): full resolution up to
+            // 7, reduced 2, 4 or 8 times from 8 on (`composite::blur::factor`).
+            for radius in [0u32, 1, 4, 16, 40] {
                 let cpu = with_output(format, w, h, |o| {
                     o.matrix = frame.matrix;
                     let bg = composite::blurred(&frame, radius).unwrap();

@@ -113,6 +113,8 @@ fn device_compositing_gives_the_cpu_frames_in_every_format_and_output() {
     let picture = prepared("data/images/rocket.jpg").display().to_string();
     let settings: Vec<(&str, Vec<(&str, glib::Value)>)> = vec![
         ("composite", vec![("blur-radius", 5u32.to_value())]),
+        // 16 takes the reduced-resolution blur, 5 the full-resolution one.
+        ("composite", vec![("blur-radius", 16u32.to_value())]),
         ("composite", vec![("temporal-smoothing", 0.5f64.to_value())]),
         ("alpha", vec![("mask-every", 2u32.to_value())]),
         ("matte", vec![("threshold", 0.5f64.to_value())]),

@@ -197,7 +197,7 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecUInt::builder("num-threads")
             .nick("Threads")
-            .blurb("CPU threads for the network (libtorch's pool, shared by the whole process); 0: one per core. Set it in NULL or READY")
+            .blurb("CPU threads for the network (libtorch's pool, shared by the whole process); 0: one per core, or with pacing=realtime one fewer, so that compositing keeps a core to itself. Set it in NULL or READY")
             .maximum(256)
             .default_value(0)
             .flags(at_start)

@@ -331,7 +331,9 @@ fn preview_shows_both_side_by_side() {
 fn ctrl_c_stops_the_camera_cleanly() {
     let dir = temp_dir("cli-sigint");
     let input = dir.join("in.mp4");
-    make_clip_mp4(&input, 90, 640, 360, false);
+    // 10 s: with realtime pacing the file plays at its own rate (clocksync), so the
+    // Ctrl-C 2 s in lands mid-stream however fast the network is.
+    make_clip_mp4(&input, 300, 640, 360, false);
     let mut child = bin()
         .args(["cam", "--camera", s(&input), "-o", "null"])
         .stderr(Stdio::piped())
@@ -364,6 +366,6 @@ fn ctrl_c_stops_the_camera_cleanly() {
         .and_then(|r| r.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no summary: {all}"));
-    assert!((1..90).contains(&frames), "{frames} frames: {all}");
+    assert!((1..300).contains(&frames), "{frames} frames: {all}");
     let _ = std::fs::remove_dir_all(&dir);
 }

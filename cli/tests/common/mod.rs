@@ -71,12 +71,17 @@ pub fn play(desc: &str) {
 /// `frames` frames at `w` x `h`.
 pub fn make_clip_mp4(path: &Path, frames: u32, w: u32, h: u32, audio: bool) {
     init();
+    // The clip's frames, looped when more are asked for than there are.
+    let images = std::fs::read_dir(root().join("data/clip"))
+        .map_or(0, |d| d.count() as u32)
+        .max(1);
     let mut desc = format!(
-        "multifilesrc location={} index=0 stop-index={} caps=image/jpeg,framerate=30/1 \
+        "multifilesrc location={} index=0 stop-index={} loop=true num-buffers={frames} \
+         caps=image/jpeg,framerate=30/1 \
          ! jpegdec ! videoscale ! video/x-raw,width={w},height={h} ! videoconvert \
          ! x264enc ! queue ! mux.",
         clip_pattern(),
-        frames - 1
+        frames.min(images) - 1
     );
     if audio {
         // 1600 samples at 48 kHz = one frame at 30/s.

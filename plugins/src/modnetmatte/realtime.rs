@@ -41,15 +41,16 @@ impl Realtime {
         info: &gst_video::VideoInfo,
         network: Duration,
     ) -> Result<Self, String> {
-        let n = info.width() as usize * info.height() as usize;
-        Ok(Self {
+        let mut rt = Self {
             worker: Newest::new(engine).map_err(|e| e.to_string())?,
             info: info.clone(),
             temporal: Temporal::new(),
             current: None,
-            none: Arc::new(vec![0.0; n]),
-            network: Some(network),
-        })
+            none: Arc::default(),
+            network: None,
+        };
+        rt.set_caps(info, network);
+        Ok(rt)
     }
 
     /// New caps (after `forget` at the drain): frames of `info` from now on.
@@ -94,10 +95,7 @@ impl Realtime {
         let mut stats = ctx.stats();
         Ok(match &self.current {
             Some(m) => {
-                let age = inbuf
-                    .pts()
-                    .zip(m.pts)
-                    .map(|(a, b)| Duration::from_nanos(a.nseconds().saturating_sub(b.nseconds())));
+                let age = super::stats::age(inbuf.pts(), m.pts);
                 stats.add_matte_use(m.id != index, age);
                 m.alpha.clone()
             }

@@ -222,21 +222,20 @@ impl State {
         info: &gst_video::VideoInfo,
         network: Duration,
     ) -> Result<&'static str, String> {
-        if let (true, Net::Realtime(rt)) = (realtime, &mut self.net) {
+        match (realtime, &mut self.net) {
             // The same worker: dropping it would wait for the network's current run.
-            rt.set_caps(info, network);
-            return Ok("realtime");
-        }
-        self.net = match (realtime, &self.net) {
-            (true, _) => {
-                Net::Realtime(Box::new(Realtime::new(self.engine.clone(), info, network)?))
+            (true, Net::Realtime(rt)) => rt.set_caps(info, network),
+            (true, Net::Ordered(_)) => {
+                let rt = Realtime::new(self.engine.clone(), info, network)?;
+                self.net = Net::Realtime(Box::new(rt));
             }
-            (false, Net::Realtime(_)) => Net::Ordered(
-                Scheduler::new(self.engine.clone(), self.in_flight).map_err(|e| e.to_string())?,
-            ),
-            (false, Net::Ordered(_)) => return Ok("every-frame"),
-        };
-        Ok(if realtime { "realtime" } else { "every-frame" })
+            (false, Net::Realtime(_)) => {
+                let s = Scheduler::new(self.engine.clone(), self.in_flight);
+                self.net = Net::Ordered(s.map_err(|e| e.to_string())?);
+            }
+            (false, Net::Ordered(_)) => {}
+        }
+        Ok(self.pacing())
     }
 
     /// Whether frames go out with the newest matte (realtime pacing).
@@ -445,10 +444,7 @@ impl State {
         if !reused {
             self.network_pts = buf.pts();
         }
-        let age = buf
-            .pts()
-            .zip(self.network_pts)
-            .map(|(a, b)| Duration::from_nanos(a.nseconds().saturating_sub(b.nseconds())));
+        let age = super::stats::age(buf.pts(), self.network_pts);
         ctx.stats().add_matte_use(reused, age);
     }
 

@@ -67,6 +67,17 @@ pub(super) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// A matte's age: how far the frame it goes out with (`applied`) lies after the frame
+/// it was computed on, where both have timestamps.
+pub(super) fn age(
+    applied: Option<gst::ClockTime>,
+    computed: Option<gst::ClockTime>,
+) -> Option<Duration> {
+    applied
+        .zip(computed)
+        .map(|(a, c)| Duration::from_nanos(a.nseconds().saturating_sub(c.nseconds())))
+}
+
 fn mb(bytes: usize) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }

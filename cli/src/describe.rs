@@ -136,6 +136,7 @@ pub fn cam(
     geometry: &GeometryArgs,
     m: &MatteArgs,
     output: Option<&Path>,
+    pacing: Pacing,
 ) -> String {
     let head = format!("{source} ! {}{}", shaping(geometry), limit(frames));
     // YUY2 is the format browsers and meeting apps read most reliably from
@@ -147,7 +148,7 @@ pub fn cam(
         ),
         None => "fakesink sync=false".to_string(),
     };
-    matted(&head, m, &tail, Pacing::Realtime)
+    matted(&head, m, &tail, pacing)
 }
 
 /// The `preview` command: the original on the left, the result on the right.
@@ -158,18 +159,14 @@ pub fn preview(
     out: Geometry,
     m: &MatteArgs,
     sink: &str,
+    pacing: Pacing,
 ) -> String {
     let head = format!(
         "{source} ! {}{} ! tee name=t  t. ! queue ! side.sink_0  t. ! queue",
         shaping(geometry),
         limit(frames)
     );
-    let matted = matted(
-        &head,
-        m,
-        "videoconvert ! queue ! side.sink_1",
-        Pacing::Realtime,
-    );
+    let matted = matted(&head, m, "videoconvert ! queue ! side.sink_1", pacing);
     format!(
         "{matted}  compositor name=side sink_1::xpos={} ! videoconvert ! {sink}",
         out.width

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use gst::prelude::*;
 
-use describe::{Container, FileOut, Geometry};
+use describe::{Container, FileOut, Geometry, Pacing};
 use options::{Backdrop, GeometryArgs, MatteArgs};
 
 const EXAMPLES: &str = "\
@@ -119,19 +119,26 @@ fn init_gstreamer() -> Result<()> {
 }
 
 /// A camera, or a regular file standing in for one: the source fragment (ending in
-/// raw video) and its geometry.
-fn open_source(path: &Path, g: &GeometryArgs) -> Result<(String, Geometry)> {
+/// raw video), its geometry, and the pacing it gets: realtime for a camera, every
+/// frame its own matte for a file (a snapshot such as `preview --frames 1` would
+/// otherwise go out before the first matte, background only).
+fn open_source(path: &Path, g: &GeometryArgs) -> Result<(String, Geometry, Pacing)> {
     if path.is_file() {
         let info = media::discover(path, "input")?;
-        // clocksync: the file plays at its own rate, as a camera would deliver it
-        // (realtime pacing keeps that rate; unpaced it would run flat out).
-        let source = format!("{} ! clocksync", describe::file_source(path));
-        return Ok((source, info.geometry));
+        return Ok((
+            describe::file_source(path),
+            info.geometry,
+            Pacing::EveryFrame,
+        ));
     }
     let (w, h) = g.size.unwrap_or((1280, 720));
     let fps = g.fps.unwrap_or(30) as i32;
     let mode = v4l2::probe_camera(path, (w, h, fps))?;
-    Ok((v4l2::camera_source(path, &mode), mode.geometry))
+    Ok((
+        v4l2::camera_source(path, &mode),
+        mode.geometry,
+        Pacing::Realtime,
+    ))
 }
 
 fn parse(desc: &str) -> Result<gst::Pipeline> {
@@ -231,7 +238,7 @@ fn summary(what: &str, o: &run::Outcome) {
 }
 
 fn cam(a: CamArgs, print: bool) -> Result<()> {
-    let (source, input) = open_source(&a.camera, &a.geometry)?;
+    let (source, input, pacing) = open_source(&a.camera, &a.geometry)?;
     let output = match a.output.as_deref() {
         Some("null") => None,
         Some(dev) => {
@@ -247,7 +254,14 @@ fn cam(a: CamArgs, print: bool) -> Result<()> {
         }
         None => Some(v4l2::first_loopback(Path::new(v4l2::SYS_CLASS))?),
     };
-    let desc = describe::cam(&source, a.frames, &a.geometry, &a.matte, output.as_deref());
+    let desc = describe::cam(
+        &source,
+        a.frames,
+        &a.geometry,
+        &a.matte,
+        output.as_deref(),
+        pacing,
+    );
     if print {
         println!("{desc}");
         return Ok(());
@@ -271,9 +285,17 @@ fn cam(a: CamArgs, print: bool) -> Result<()> {
 }
 
 fn preview(a: PreviewArgs, print: bool) -> Result<()> {
-    let (source, input) = open_source(&a.source, &a.geometry)?;
+    let (source, input, pacing) = open_source(&a.source, &a.geometry)?;
     let out = input.shaped(&a.geometry);
-    let desc = describe::preview(&source, a.frames, &a.geometry, out, &a.matte, &a.sink);
+    let desc = describe::preview(
+        &source,
+        a.frames,
+        &a.geometry,
+        out,
+        &a.matte,
+        &a.sink,
+        pacing,
+    );
     if print {
         println!("{desc}");
         return Ok(());

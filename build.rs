@@ -1,8 +1,10 @@
-//! Two jobs:
+//! Three jobs:
 //!
 //! 1. torch-sys sets no rpath: without one, every binary, test and bench of this crate
 //!    needs LD_LIBRARY_PATH to find libtorch. Embed libtorch's lib folder instead.
-//! 2. Build the CUDA shim (csrc/cuda_shim.cpp: libtorch's stream and CUDA-graph API)
+//! 2. Compile the caching CPU allocator (csrc/cpu_cache.cpp, against libtorch's c10
+//!    headers) into this crate; src/cpu_cache.rs installs it.
+//! 3. Build the CUDA shim (csrc/cuda_shim.cpp: libtorch's stream and CUDA-graph API)
 //!    into a shared library of its own, which src/cuda.rs embeds and dlopens at run
 //!    time after libtorch_cuda.so. It is linked against nothing (its libtorch symbols
 //!    resolve at load), so the binaries still run where no CUDA library exists.
@@ -17,6 +19,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=MODNETMATTE_CUDA_INCLUDE");
     println!("cargo:rerun-if-changed=csrc/cuda_shim.cpp");
+    println!("cargo:rerun-if-changed=csrc/cpu_cache.cpp");
     let libtorch = std::env::var("LIBTORCH").ok().map(PathBuf::from);
     if let Some(dir) = &libtorch {
         let lib = std::fs::canonicalize(dir.join("lib")).unwrap_or_else(|_| dir.join("lib"));
@@ -26,6 +29,18 @@ fn main() {
     if std::env::var("CARGO_PKG_NAME").as_deref() != Ok("modnetmatte") {
         return;
     }
+    let torch = libtorch
+        .as_deref()
+        .and_then(|t| std::fs::canonicalize(t).ok())
+        .expect("LIBTORCH names libtorch (scripts/setup.sh makes .venv/libtorch)");
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/cpu_cache.cpp")
+        .include(torch.join("include"))
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .warnings(false)
+        .compile("modnetmatte_cpu_cache");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let shim = out.join("libmodnetmatte_cuda_shim.so");
     let why_not = match build_shim(libtorch.as_deref(), &shim) {

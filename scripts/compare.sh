@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The side-by-side speed comparison (tools/modnet/compare.py): our element,
-# synchronous and pipelined, vs onnxruntime and PyTorch eager on the same 720p frames
-# with the same thread count. Writes out/compare.md and out/compare.png.
-#   FRAMES=16 REF_SIZE=512 THREADS=2 bash scripts/compare.sh
+# The side-by-side speed comparison (tools/modnet/compare.py): our element (steady
+# state) and its bare forward vs onnxruntime and PyTorch eager on the same 720p frames
+# with the same thread count, at ref-size 512 and 256, with the CPU model and its
+# measured fp32 peak. Writes out/compare.md and out/compare.png.
+#   FRAMES=10 REF_SIZES=512,256 ROUNDS=3 THREADS=2 bash scripts/compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo build --release --quiet -p gst-plugin-modnet
+cargo build --release --quiet -p gst-plugin-modnet -p modnetmatte --bin engine-bench
 mkdir -p target/gst-plugin out
 cp target/release/libgstmodnet.so target/gst-plugin/
 if [ ! -f data/clip/frame_0089.jpg ]; then
@@ -15,4 +16,5 @@ if [ ! -f data/clip/frame_0089.jpg ]; then
 fi
 cd tools && ../.venv/bin/python -m modnet.compare --onnx ../models/source/modnet_photographic.onnx \
   --model ../models/modnet_photographic.pt --frames-dir ../data/clip --plugin-dir ../target/gst-plugin \
-  --out ../out/compare --frames "${FRAMES:-16}" --ref-size "${REF_SIZE:-512}" --threads "${THREADS:-2}"
+  --engine-bench ../target/release/engine-bench --out ../out/compare --frames "${FRAMES:-10}" \
+  --ref-sizes "${REF_SIZES:-512,256}" --rounds "${ROUNDS:-3}" --threads "${THREADS:-2}"

@@ -45,13 +45,17 @@ model=models/modnet_photographic.pt
 # Only what the export reads: editing the other tools must not trigger a re-export.
 export_inputs=(models/source/modnet_photographic.onnx tools/modnet/{__init__,model,weights,reference,export}.py tools/constraints.txt)
 want=$(cat "${export_inputs[@]}" | sha256sum | cut -d' ' -f1)
-if [ ! -f "$model" ] || [ ! -f "${model%.pt}_fp16.pt" ] || [ "$(cat "$model.inputs.sha256" 2>/dev/null)" != "$want" ]; then
+if [ ! -f "$model" ] || [ ! -f "${model%.pt}_fp16.pt" ] || [ ! -f "${model%.pt}_cpu.pt" ] || [ "$(cat "$model.inputs.sha256" 2>/dev/null)" != "$want" ]; then
   say "exporting $model"
   (cd tools && ../.venv/bin/python -m modnet.export --weights ../models/source/modnet_photographic.onnx \
       --out "../$model" --verify-image ../data/images/astronaut.png)
   # The half-precision variant `precision=fp16` loads on CUDA (next to the model).
   (cd tools && ../.venv/bin/python -m modnet.export --weights ../models/source/modnet_photographic.onnx \
       --out "../${model%.pt}_fp16.pt" --verify-image ../data/images/astronaut.png --fp16)
+  # The CPU variant (channels-last, IBNorm folded) that float32 on a CPU loads; written
+  # last, since the engine takes it only when it is not older than the model.
+  (cd tools && ../.venv/bin/python -m modnet.export --weights ../models/source/modnet_photographic.onnx \
+      --out "../${model%.pt}_cpu.pt" --verify-image ../data/images/astronaut.png --cpu)
   echo "$want" > "$model.inputs.sha256"
 fi
 # 5. Install the model where the element finds it without a path (its `model`
@@ -60,6 +64,7 @@ data_dir=${XDG_DATA_HOME:-$HOME/.local/share}/modnetmatte
 mkdir -p "$data_dir"
 ln -sfn "$PWD/$model" "$data_dir/modnet_photographic.pt"
 ln -sfn "$PWD/${model%.pt}_fp16.pt" "$data_dir/modnet_photographic_fp16.pt"
+ln -sfn "$PWD/${model%.pt}_cpu.pt" "$data_dir/modnet_photographic_cpu.pt"
 # 6. The 3-second 1280x720 clip made from the real photos (the demo's input, and the
 #    camera stand-in of the pipeline and CLI tests).
 clip_inputs=(models/source/modnet_photographic.onnx tools/modnet/clip.py)

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::cpu_cache;
 use crate::cuda;
 use crate::device::{self, DeviceRequest};
 use crate::error::{Error, Result};
@@ -129,8 +130,19 @@ impl Engine {
             }
             p => p,
         };
+        if !resolved.device.is_cuda() {
+            // Activations reused between passes instead of page-faulted in anew
+            // (src/cpu_cache.rs); without it the default allocator stays, slower.
+            if let Err(e) = cpu_cache::install() {
+                device_note += &format!("; no caching allocator ({e})");
+            }
+        }
         let model = Model::load_as(&config.model_path, resolved.device, precision)?;
         device_note += &format!(", {precision}");
+        if model.channels_last() {
+            let name = model.path().file_name().unwrap_or_default();
+            device_note += &format!(", CPU variant {} (channels-last)", name.to_string_lossy());
+        }
         let stream = match resolved.device {
             tch::Device::Cuda(i) => {
                 // Algorithm choice per convolution shape, made in the warm-up runs

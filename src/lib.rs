@@ -11,6 +11,7 @@
 
 pub mod composite;
 pub mod composite_tensor;
+pub mod cpu_cache;
 pub mod cuda;
 pub mod device;
 pub mod device_path;

@@ -53,12 +53,25 @@ impl std::fmt::Display for Precision {
 /// when the variant is not beside the link itself). A path already naming a
 /// `_fp16.pt` file is its own variant.
 pub fn fp16_variant(path: &Path) -> PathBuf {
+    variant(path, "_fp16")
+}
+
+/// The CPU variant of a model file (`tools/modnet/export.py --cpu`:
+/// `<stem>_cpu.pt`, found as `fp16_variant` finds its file): the same network with
+/// IBNorm's BatchNorm folded and channels-last memory throughout, which oneDNN runs
+/// without layout copies. A float32 model on a CPU loads it when it is there and
+/// not older than the model (a variant left from replaced weights is ignored).
+pub fn cpu_variant(path: &Path) -> PathBuf {
+    variant(path, "_cpu")
+}
+
+fn variant(path: &Path, suffix: &str) -> PathBuf {
     let beside = |p: &Path| -> PathBuf {
         let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
-        if stem.ends_with("_fp16") {
+        if stem.ends_with(suffix) {
             return p.to_path_buf();
         }
-        p.with_file_name(format!("{stem}_fp16.pt"))
+        p.with_file_name(format!("{stem}{suffix}.pt"))
     };
     let direct = beside(path);
     if direct.exists() {
@@ -73,11 +86,26 @@ pub fn fp16_variant(path: &Path) -> PathBuf {
     }
 }
 
+/// The CPU variant to load instead of `path`, if there is a current one.
+fn current_cpu_variant(path: &Path) -> Option<PathBuf> {
+    let variant = cpu_variant(path);
+    if variant == path {
+        return None;
+    }
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(&variant), modified(path)) {
+        (Some(v), Some(m)) if v >= m => Some(variant),
+        _ => None,
+    }
+}
+
 pub struct Model {
     module: CModule,
     path: PathBuf,
     device: Device,
     precision: Precision,
+    /// The file asks for channels-last input (its `input_channels_last()`).
+    channels_last: bool,
 }
 
 impl std::fmt::Debug for Model {
@@ -108,7 +136,14 @@ impl Model {
         }
         let variant;
         let path = match precision {
-            Precision::Fp32 => path,
+            Precision::Fp32 if device.is_cuda() => path,
+            Precision::Fp32 => match current_cpu_variant(path) {
+                Some(v) => {
+                    variant = v;
+                    variant.as_path()
+                }
+                None => path,
+            },
             Precision::Fp16 => {
                 variant = fp16_variant(path);
                 if !variant.exists() {
@@ -142,14 +177,32 @@ impl Model {
             reason: first_line(&e.to_string()),
         })?;
         module.set_eval();
+        // Only a file that says so gets channels-last input; any other answer (no
+        // such method, as in the plain export) means NCHW.
+        let no_args: &[IValue] = &[];
+        let channels_last = matches!(
+            module.method_is("input_channels_last", no_args),
+            Ok(IValue::Bool(true))
+        );
         let model = Self {
             module,
             path: path.to_path_buf(),
             device,
             precision,
+            channels_last,
         };
         model.probe()?;
         Ok(model)
+    }
+
+    /// The file actually loaded (the CPU or fp16 variant where one was taken).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the network takes its input in channels-last memory (the CPU variant).
+    pub fn channels_last(&self) -> bool {
+        self.channels_last
     }
 
     pub fn device(&self) -> Device {
@@ -172,7 +225,12 @@ impl Model {
             tch::jit::f_set_graph_executor_optimize(false)?;
         }
         // Both variants take and return float32 (the fp16 one casts inside).
-        let (kind, fed) = (Kind::Float, input.shallow_clone());
+        let kind = Kind::Float;
+        let fed = if self.channels_last {
+            to_channels_last(input)?
+        } else {
+            input.shallow_clone()
+        };
         let out = self
             .module
             .forward_is(&[IValue::Tensor(fed)])
@@ -258,6 +316,22 @@ fn ivalue_kind(v: &IValue) -> &'static str {
         IValue::Object(_) => "an object",
         _ => "a value of another type",
     }
+}
+
+/// The same [N,C,H,W] tensor with channels-last strides (NHWC in memory), which is
+/// what PyTorch's memory-format checks recognise; no copy if it already is.
+pub fn to_channels_last(x: &Tensor) -> Result<Tensor> {
+    let size = x.size();
+    if size.len() != 4 {
+        return Ok(x.shallow_clone());
+    }
+    let (c, h, w) = (size[1], size[2], size[3]);
+    if x.stride() == [h * w * c, 1, w * c, c] {
+        return Ok(x.shallow_clone());
+    }
+    Ok(x.f_permute([0, 2, 3, 1])?
+        .f_contiguous()?
+        .f_permute([0, 3, 1, 2])?)
 }
 
 /// libtorch errors carry a C++ backtrace after the first line; users need the first.

@@ -1,14 +1,19 @@
 """Side-by-side speed comparison on the same frames, thread count and input size:
 
-  (a) our element in a gst-launch pipeline (decode -> modnetmatte output=matte),
-      synchronous (max-in-flight=1) and pipelined (max-in-flight=2);
-  (b) onnxruntime on the original MODNet ONNX with the same preprocessing (the runtime
+  (a) our element in a gst-launch pipeline (decode -> modnetmatte output=matte,
+      max-in-flight=1, as `auto` runs it on a CPU), steady state: the time of N
+      frames minus the time of 1 (start-up excluded);
+  (b) our bare forward pass: the Rust engine's network stage alone (engine-bench);
+  (c) onnxruntime on the original MODNet ONNX with the same preprocessing (the runtime
       of the most used OBS background-removal plugin);
-  (c) the official webcam demo's approach: PyTorch eager, one frame at a time.
+  (d) the official webcam demo's approach: PyTorch eager, one frame at a time.
 
-Every contender decodes the JPEG frames itself and produces the frame-sized matte.
-Prints frames/s, our ratios against (b) and (c), the model's GFLOP per frame and the
-GFLOP/s reached; writes the table as markdown and a bar chart PNG.
+Every contender but (b) decodes the JPEG frames itself and produces the frame-sized
+matte. Each ref-size's contenders run in turn, --rounds times, and the medians are
+reported: this machine's speed drifts by 20% between minutes. Prints the CPU model,
+frames/s, our ratios against (c) and (d), the model's GFLOP per frame, the GFLOP/s
+reached and their share of this CPU's fp32 peak (measured: a large matrix product
+at the same thread count); writes the table as markdown and a bar chart PNG.
 
     python -m modnet.compare --onnx ... --frames-dir data/clip --plugin-dir target/gst-plugin \
         --model models/modnet_photographic.pt --out out/compare
@@ -18,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import statistics
 import subprocess
 import sys
 import time
@@ -37,6 +44,53 @@ def frames(dirname: Path, n: int):
     if len(files) < n:
         sys.exit(f"error: {dirname} has {len(files)} frames, {n} needed (run scripts/main.sh once)")
     return files
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def gemm_peak(threads: int) -> float:
+    """The practical fp32 peak of these cores at this thread count, in GFLOP/s: the
+    faster of a 2048^3 matrix product (torch's BLAS, MKL in the wheel: slow on AMD)
+    and the same work as a 1x1 convolution on channels-last input (oneDNN's brgemm,
+    the kernels the network runs)."""
+    torch.set_num_threads(threads)
+
+    def best(f, flop: float) -> float:
+        f()
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t0)
+        return flop / sorted(times)[len(times) // 2] / 1e9
+
+    n = 2048
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    x = torch.rand(1, n, 32, 64).contiguous(memory_format=torch.channels_last)
+    w = torch.rand(n, n, 1, 1).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        return max(best(lambda: torch.mm(a, b), 2 * n**3), best(lambda: F.conv2d(x, w), 2 * n * n * 32 * 64))
+
+
+def run_bare(args, photo: Path, w: int, h: int, ref_size: int) -> float:
+    """Frames/s of the engine's network stage alone (Rust, the element's model file
+    and process settings), from `engine-bench --stages`."""
+    out = subprocess.run(
+        [str(args.engine_bench), "--size", f"{w}x{h}", "--device", "cpu", "--in-flight", "1",
+         "--frames", "3", "--warmup", "1", "--stages", "--ref-size", str(ref_size), "--model", str(args.model),
+         "--photo", str(photo)],
+        env=dict(os.environ, MODNETMATTE_MODEL=str(args.model)), check=True, capture_output=True, text=True,
+    ).stdout
+    ms = float(re.search(r"network ([0-9.]+)", out).group(1))
+    return 1000.0 / ms
 
 
 def run_ours(args, files, in_flight: int) -> float:
@@ -137,52 +191,69 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True, type=Path)
     p.add_argument("--frames-dir", required=True, type=Path)
     p.add_argument("--plugin-dir", required=True, type=Path)
+    p.add_argument("--engine-bench", required=True, type=Path, help="target/release/engine-bench")
     p.add_argument("--out", required=True, type=Path, help="writes OUT.md and OUT.png")
-    p.add_argument("--frames", type=int, default=16)
-    p.add_argument("--ref-size", type=int, default=512)
+    p.add_argument("--frames", type=int, default=10)
+    p.add_argument("--ref-sizes", default="512,256", help="comma list")
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     args.onnx, args.model = args.onnx.resolve(), args.model.resolve()
     args.frames_dir, args.plugin_dir = args.frames_dir.resolve(), args.plugin_dir.resolve()
+    args.engine_bench = args.engine_bench.resolve()
     torch.set_num_threads(args.threads)
 
     files = frames(args.frames_dir, args.frames)
     with Image.open(files[0]) as im:
         w, h = im.size
-    rw, rh = reference.inference_size(w, h, args.ref_size)
-    print(f"{len(files)} frames of {w}x{h}, network input {rw}x{rh}, {args.threads} threads", flush=True)
+    cpu = cpu_model()
+    peak = gemm_peak(args.threads)
+    print(f"{cpu}, {os.cpu_count()} cores; {args.threads} threads; fp32 GEMM peak {peak:.0f} GFLOP/s", flush=True)
     model = eager_model(args)
-    results = {}
-    for name, fn in [
-        ("ours, synchronous (max-in-flight=1)", lambda: run_ours(args, files, 1)),
-        ("ours, pipelined (max-in-flight=2)", lambda: run_ours(args, files, 2)),
-        ("onnxruntime (Python)", lambda: run_ort(args, files)),
-        ("PyTorch eager (Python, official loop)", lambda: run_eager(args, files, model)),
-    ]:
-        results[name] = fn()
-        print(f"  {name}: {results[name]:.3f} frames/s", flush=True)
-
-    flops = gflop(model, w, h, args.ref_size)
-    best = max(v for k, v in results.items() if k.startswith("ours"))
-    ort_fps = results["onnxruntime (Python)"]
-    eager_fps = results["PyTorch eager (Python, official loop)"]
+    names = {
+        "ours": "ours, element (steady state)",
+        "bare": "ours, bare forward (network stage)",
+        "ort": "onnxruntime (Python)",
+        "eager": "PyTorch eager (Python, official loop)",
+    }
     lines = [
-        f"{len(files)} frames of {w}x{h} (network input {rw}x{rh}, ref-size {args.ref_size}), "
-        f"{args.threads} threads, matte out, JPEG decoding included; {flops:.1f} GFLOP per frame.",
+        f"{cpu}, {os.cpu_count()} cores, {args.threads} threads; {len(files)} frames of {w}x{h}, matte out, "
+        f"JPEG decoding included but for the bare forward; medians of {args.rounds} rounds run in turn; "
+        f"fp32 peak (2048^3 sgemm) {peak:.0f} GFLOP/s.",
         "",
-        "| contender | frames/s | ms/frame | GFLOP/s | ours (best) vs it |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| ref-size (input) | contender | frames/s | ms/frame | GFLOP/s | % of peak | ours vs it |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, fps in results.items():
-        ratio = "" if name.startswith("ours") else f"{best / fps:.2f}x"
-        lines.append(f"| {name} | {fps:.3f} | {1000 / fps:.0f} | {flops * fps:.1f} | {ratio} |")
+    chart_rows = []
+    for ref_size in [int(r) for r in args.ref_sizes.split(",")]:
+        args.ref_size = ref_size
+        rw, rh = reference.inference_size(w, h, ref_size)
+        flops = gflop(model, w, h, ref_size)
+        runs = {k: [] for k in names}
+        for r in range(args.rounds):
+            runs["ours"].append(run_ours(args, files, 1))
+            runs["bare"].append(run_bare(args, files[0], w, h, ref_size))
+            runs["ort"].append(run_ort(args, files))
+            runs["eager"].append(run_eager(args, files, model))
+            print(f"  ref {ref_size} round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in runs.items()) + " frames/s",
+                  flush=True)
+        fps = {k: statistics.median(v) for k, v in runs.items()}
+        for k, name in names.items():
+            ratio = f"{fps['ours'] / fps[k]:.2f}x" if k in ("ort", "eager") else ""
+            if k == "bare":
+                ratio = f"element/bare {fps['bare'] / fps['ours']:.2f}"
+            lines.append(f"| {ref_size} ({rw}x{rh}) | {name} | {fps[k]:.3f} | {1000 / fps[k]:.0f} | "
+                         f"{flops * fps[k]:.1f} | {100 * flops * fps[k] / peak:.0f}% | {ratio} |")
+            chart_rows.append((f"{name} @{ref_size}", fps[k]))
+        print(f"ref {ref_size} ({flops:.1f} GFLOP/frame): ours vs onnxruntime {fps['ours'] / fps['ort']:.2f}x, "
+              f"vs PyTorch eager {fps['ours'] / fps['eager']:.2f}x; bare forward {1000 / fps['bare']:.0f} ms is "
+              f"{100 * fps['ours'] / fps['bare']:.0f}% of the element's {1000 / fps['ours']:.0f} ms per frame", flush=True)
     table = "\n".join(lines)
     print()
     print(table)
-    print(f"\nours vs onnxruntime: {best / ort_fps:.2f}x; ours vs PyTorch eager: {best / eager_fps:.2f}x")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(table + "\n")
-    chart(list(results.items()), args.out.with_suffix(".png"))
+    chart(chart_rows, args.out.with_suffix(".png"))
     print(f"wrote {args.out.with_suffix('.md')} and {args.out.with_suffix('.png')}")
     return 0
 

@@ -9,7 +9,9 @@ scripted module against onnxruntime on the source ONNX (or, for a checkpoint, ag
 the eager PyTorch model), on the verification image at the reference size.
 With --fp16 it writes the half-precision variant for CUDA (`MODNetFp16`: float32
 in and out, half inside but for the backbone's first blocks), checked against the
-same reference within 4/255.
+same reference within 4/255. With --cpu it writes the variant the engine loads on a
+CPU (`MODNetCpu`: IBNorm's BatchNorm folded, channels-last end to end), checked like
+the plain export.
 Exit status: 0 written, 1 verification failed, 2 bad input.
 """
 
@@ -25,7 +27,7 @@ import numpy as np
 import torch
 
 from . import reference
-from .model import MODNet, MODNetFp16
+from .model import MODNet, MODNetCpu, MODNetFp16
 from .weights import WeightsError, detect_format, load_state_dict
 
 DEFAULT_TOLERANCE = 1e-4
@@ -47,7 +49,9 @@ def script(model: torch.nn.Module) -> torch.jit.ScriptModule:
         scripted = torch.jit.script(model)
         # Freezing inlines the weights as constants and folds the backbone's
         # conv+BatchNorm pairs; numerics are checked below like any other change.
-        return torch.jit.freeze(scripted.eval())
+        # The CPU variant's layout query survives freezing (the engine asks it).
+        keep = ["input_channels_last"] if hasattr(model, "input_channels_last") else []
+        return torch.jit.freeze(scripted.eval(), preserved_attrs=keep)
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -90,9 +94,10 @@ def export(
     ref_size: int = 512,
     tol: float = DEFAULT_TOLERANCE,
     fp16: bool = False,
+    cpu: bool = False,
 ):
     model = build_model(weights)
-    scripted = script(MODNetFp16(model) if fp16 else model)
+    scripted = script(MODNetFp16(model) if fp16 else MODNetCpu(model) if cpu else model)
     if image_path is not None:
         verify(scripted, weights, model, load_rgb(image_path), ref_size, tol)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -115,13 +120,15 @@ def main(argv=None) -> int:
     p.add_argument("--verify-image", type=Path, help="RGB image for the self-check (skipped if absent)")
     p.add_argument("--ref-size", type=int, default=512)
     p.add_argument("--tolerance", type=float, help=f"max |diff| (default {DEFAULT_TOLERANCE:g}; --fp16: 4/255)")
-    p.add_argument("--fp16", action="store_true", help="write the half-precision variant for CUDA")
+    variant = p.add_mutually_exclusive_group()
+    variant.add_argument("--fp16", action="store_true", help="write the half-precision variant for CUDA")
+    variant.add_argument("--cpu", action="store_true", help="write the channels-last variant for CPUs")
     args = p.parse_args(argv)
     if args.tolerance is None:
         args.tolerance = FP16_TOLERANCE if args.fp16 else DEFAULT_TOLERANCE
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     try:
-        export(args.weights, args.out, args.verify_image, args.ref_size, args.tolerance, args.fp16)
+        export(args.weights, args.out, args.verify_image, args.ref_size, args.tolerance, args.fp16, args.cpu)
     except WeightsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

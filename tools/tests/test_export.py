@@ -174,3 +174,27 @@ def test_size_rule_matches_the_shared_table():
     assert len(rows) >= 20
     for w, h, ref, rw, rh in rows:
         assert reference.inference_size(w, h, ref) == (rw, rh), (w, h, ref)
+
+
+def test_cpu_variant_is_channels_last_and_matches_the_plain_export(tmp_path, onnx_export, small_input):
+    out = tmp_path / "modnet_cpu.pt"
+    assert export.main(["--weights", str(ONNX), "--out", str(out), "--verify-image", str(ASTRONAUT), "--cpu"]) == 0
+    m = torch.jit.load(str(out))
+    assert m.input_channels_last() is True
+    # Frozen: no BatchNorm left, and no NCHW round trips (aten::contiguous/instance_norm).
+    graph = str(m.graph)
+    assert "batch_norm" not in graph and "instance_norm" not in graph
+    cl = small_input.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        ours, plain = m(cl), run(onnx_export, small_input)
+        assert torch.equal(m(small_input), ours)  # any layout in, same matte
+    assert ours.shape == plain.shape
+    assert float((ours - plain).abs().max()) <= 2e-4
+    assert float(plain.std()) > 0.1
+
+
+def test_fp16_and_cpu_are_exclusive(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        export.main(["--weights", str(ONNX), "--out", str(tmp_path / "x.pt"), "--fp16", "--cpu"])
+    assert e.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err

@@ -199,16 +199,20 @@ impl Engine {
         self.model.precision()
     }
 
-    /// Two forward passes at the input size a `width` x `height` frame gets: the
-    /// first pays oneDNN's and the graph executor's one-off work, the second the
-    /// profiling executor's optimised plan.
+    /// Forward passes at the input size a `width` x `height` frame gets. On CUDA two:
+    /// the first pays cuDNN's and the graph executor's one-off work, the second the
+    /// profiling executor's optimised plan. On a CPU one: the model runs on the simple
+    /// executor there (no second plan), and oneDNN's kernels for these shapes are made
+    /// in the first; a second pass only delayed the first frame by one more network
+    /// run (0.6 s at 720p here), for a start-up the issue wants under 3 s.
     pub fn warm_up(&self, width: u32, height: u32) -> Result<()> {
         self.warm_up_batch(width, height, 1).map(|_| ())
     }
 
     /// As `warm_up`, for `batch` frames per forward pass (on CUDA, cuDNN's algorithm
     /// search per batch size takes seconds: better at negotiation than on frames).
-    /// Returns how long the last forward pass took (the network's time, warm).
+    /// Returns how long the last forward pass took (the network's time; on a CPU the
+    /// first pass's, a little above a warm one).
     pub fn warm_up_batch(&self, width: u32, height: u32, batch: usize) -> Result<Duration> {
         let (w, h) = preprocess::inference_size(width, height, self.config.ref_size);
         let input = tch::Tensor::f_zeros(
@@ -216,7 +220,8 @@ impl Engine {
             (tch::Kind::Float, self.device()),
         )?;
         let mut last = Duration::ZERO;
-        for _ in 0..2 {
+        let passes = if self.device().is_cuda() { 2 } else { 1 };
+        for _ in 0..passes {
             let t0 = Instant::now();
             let matte = self.model.forward(&input)?;
             // The time of the work, not of its issue (CUDA is asynchronous).

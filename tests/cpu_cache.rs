@@ -27,7 +27,11 @@ fn an_engine_on_a_cpu_reuses_its_activations_and_the_matte_is_unchanged() {
     assert!(held >= 8 << 20, "only {held} bytes held after a pass");
     for _ in 0..3 {
         let (again, _) = engine.matte(&frame).unwrap();
-        assert_eq!(again.alpha_u8(), first.alpha_u8(), "reused memory changed the matte");
+        assert_eq!(
+            again.alpha_u8(),
+            first.alpha_u8(),
+            "reused memory changed the matte"
+        );
     }
     // The same shapes again: served from what was held, nothing new kept.
     assert_eq!(cpu_cache::cached_bytes(), held);

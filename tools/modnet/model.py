@@ -337,8 +337,9 @@ class HalfInstanceNorm(nn.Module):
         d = t - mean
         var = (d * d).mean(dim=[2, 3], keepdim=True)
         rstd = torch.rsqrt(var + self.eps)
-        scale = torch.cat((self.ones, rstd), 1)
-        shift = torch.cat((self.zeros, -mean * rstd), 1)
+        n = y.size(0)
+        scale = torch.cat((self.ones.expand(n, -1, -1, -1), rstd), 1)
+        shift = torch.cat((self.zeros.expand(n, -1, -1, -1), -mean * rstd), 1)
         return torch.addcmul(shift, y, scale)
 
 
@@ -373,3 +374,4 @@ class MODNetCpu(nn.Module):
     @torch.jit.export
     def input_channels_last(self) -> bool:
         return True
+

@@ -191,6 +191,12 @@ def test_cpu_variant_is_channels_last_and_matches_the_plain_export(tmp_path, onn
     assert ours.shape == plain.shape
     assert float((ours - plain).abs().max()) <= 2e-4
     assert float(plain.std()) > 0.1
+    # A batch (the device path's) gives each frame its own matte.
+    pair = torch.cat((small_input, small_input.flip(3)), 0)
+    with torch.no_grad():
+        both = m(pair)
+        assert float((both[0] - ours[0]).abs().max()) <= 1e-5
+        assert float((both[1] - m(small_input.flip(3))[0]).abs().max()) <= 1e-5
 
 
 def test_fp16_and_cpu_are_exclusive(capsys, tmp_path):

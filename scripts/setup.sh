@@ -9,10 +9,11 @@ start=$SECONDS
 say() { printf '[setup] %s\n' "$*"; }
 
 # 1. System packages (GStreamer for the plugin; pkg-config for its -sys crates; libav
-#    for what `modnetmatte file` reads and writes: H.264 decoding, AAC, ProRes, FFV1).
+#    for what `modnetmatte file` reads and writes: H.264 decoding, AAC, ProRes, FFV1;
+#    patchelf, dpkg-dev and lintian for the Debian package, scripts/package.sh).
 pkgs=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
       gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
-      gstreamer1.0-libav)
+      gstreamer1.0-libav patchelf dpkg-dev lintian)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

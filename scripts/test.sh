@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command 2 (and CI): setup, test fixtures, format and lint checks, the Rust
-# tests, the Python exporter tests.
+# tests, the Python exporter tests, the Debian package (built, extracted and run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -23,3 +23,5 @@ cargo build --workspace --quiet
 cargo test --workspace --quiet
 echo "[test] pytest tools/tests"
 (cd tools && ../.venv/bin/python -m pytest -q tests)
+echo "[test] the Debian package (scripts/package_test.sh)"
+bash scripts/package_test.sh

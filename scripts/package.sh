@@ -2,7 +2,7 @@
 # Builds the Debian package modnetmatte_<version>_amd64.deb from the release build:
 # the plugin in the system GStreamer plugin folder, the `modnetmatte` program in
 # /usr/bin, the libtorch libraries they load in the private folder /usr/lib/modnetmatte
-# (found through RUNPATH, $ORIGIN-relative), the model and its fp16 variant in
+# (found through RUNPATH, $ORIGIN-relative), the model and its fp16 and CPU variants in
 # /usr/share/modnetmatte, licences in /usr/share/doc/modnetmatte.
 #
 #   bash scripts/package.sh            # target/debian/modnetmatte_<v>_amd64.deb
@@ -10,7 +10,7 @@
 #                                      # GiB installed: for your own machines, see README)
 #   --no-build    package what target/release holds (after setup and a release build)
 #   --out DIR     where the .deb files go (default $PACKAGE_OUT, else target/debian)
-#   DEB_COMPRESS=xz|gzip|zstd|none     modnetmatte's compressor (default xz: 108 MB in
+#   DEB_COMPRESS=xz|gzip|zstd|none     modnetmatte's compressor (default xz: 126 MB in
 #                 about 5.5 CPU-minutes; gzip 149 MB in 40 s; zstd 136 MB in 3 s, but
 #                 Debian 12's lintian calls zstd members malformed and dpkg before
 #                 1.21.18 (Debian 11) cannot read them)
@@ -60,6 +60,7 @@ nvidia=$(readlink -f "$torch/../nvidia")
 release=${CARGO_TARGET_DIR:-target}/release
 model=models/modnet_photographic.pt
 fp16=models/modnet_photographic_fp16.pt
+cpu_variant=models/modnet_photographic_cpu.pt
 
 if ((build)); then
   say "cargo build --release (the plugin and the program)"
@@ -69,7 +70,7 @@ fi
 # scripts would otherwise rebuild for it).
 SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l packaging/changelog -S Timestamp)
 export SOURCE_DATE_EPOCH
-for f in "$release/libgstmodnet.so" "$release/modnetmatte" "$model" "$fp16"; do
+for f in "$release/libgstmodnet.so" "$release/modnetmatte" "$model" "$fp16" "$cpu_variant"; do
   [ -f "$f" ] || die "$f is missing (run scripts/setup.sh and a release build, or drop --no-build)"
 done
 
@@ -190,7 +191,10 @@ for name in "${cpu_libs[@]}"; do stage_lib "$name" "$private"; done
 
 install -m644 "$model" "$tree/usr/share/modnetmatte/modnet_photographic.pt"
 install -m644 "$fp16" "$tree/usr/share/modnetmatte/modnet_photographic_fp16.pt"
-(cd "$tree/usr/share/modnetmatte" && sha256sum modnet_photographic.pt modnet_photographic_fp16.pt >SHA256SUMS)
+# Installed after the model: a CPU takes the variant only when it is not older.
+install -m644 "$cpu_variant" "$tree/usr/share/modnetmatte/modnet_photographic_cpu.pt"
+(cd "$tree/usr/share/modnetmatte" &&
+  sha256sum modnet_photographic.pt modnet_photographic_fp16.pt modnet_photographic_cpu.pt >SHA256SUMS)
 chmod 644 "$tree/usr/share/modnetmatte/SHA256SUMS"
 
 doc=$tree/usr/share/doc/modnetmatte

@@ -14,11 +14,7 @@ fn an_engine_on_a_cpu_reuses_its_activations_and_the_matte_is_unchanged() {
     config.warmup_frame = None;
     let engine = Engine::new(config).unwrap();
     let (w, h) = (384u32, 256u32);
-    let rgb = image::open(common::prepared("data/images/astronaut.png"))
-        .unwrap()
-        .resize_exact(w, h, image::imageops::FilterType::Triangle)
-        .to_rgb8()
-        .into_raw();
+    let rgb = common::photo_rgb(w, h);
     let frame = Frame::packed(&rgb, w, h, PixelFormat::Rgb);
     let (first, _) = engine.matte(&frame).unwrap();
     let held = cpu_cache::cached_bytes();

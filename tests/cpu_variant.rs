@@ -26,11 +26,7 @@ fn folder(name: &str, with_variant: bool) -> (PathBuf, PathBuf) {
 
 fn photo_input(side: i64) -> Tensor {
     let (w, h) = (side as u32 * 3 / 2, side as u32);
-    let rgb = image::open(common::prepared("data/images/astronaut.png"))
-        .unwrap()
-        .resize_exact(w, h, image::imageops::FilterType::Triangle)
-        .to_rgb8()
-        .into_raw();
+    let rgb = common::photo_rgb(w, h);
     Tensor::from_slice(&rgb)
         .view([h as i64, w as i64, 3])
         .permute([2, 0, 1])
@@ -122,11 +118,7 @@ fn the_engine_names_the_cpu_variant_and_its_matte_matches_the_plain_one() {
     );
     assert!(!e_plain.device_note().contains("CPU variant"));
     let (w, h) = (192u32, 128u32);
-    let rgb = image::open(common::prepared("data/images/astronaut.png"))
-        .unwrap()
-        .resize_exact(w, h, image::imageops::FilterType::Triangle)
-        .to_rgb8()
-        .into_raw();
+    let rgb = common::photo_rgb(w, h);
     let frame = Frame::packed(&rgb, w, h, PixelFormat::Rgb);
     let (a, _) = e_plain.matte(&frame).unwrap();
     let (b, _) = e_cpu.matte(&frame).unwrap();

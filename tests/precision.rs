@@ -30,11 +30,7 @@ fn fp16_on_a_cpu_falls_back_to_fp32_and_says_so() {
         e32.device_note()
     );
     let (w, h) = (128u32, 96u32);
-    let rgb = image::open(common::prepared("data/images/astronaut.png"))
-        .unwrap()
-        .resize_exact(w, h, image::imageops::FilterType::Triangle)
-        .to_rgb8()
-        .into_raw();
+    let rgb = common::photo_rgb(w, h);
     let frame = Frame::packed(&rgb, w, h, PixelFormat::Rgb);
     let (a, _) = e32.matte(&frame).unwrap();
     let (b, _) = e16.matte(&frame).unwrap();

@@ -26,3 +26,12 @@ pub fn model() -> PathBuf {
 pub fn fixture(rel: &str) -> PathBuf {
     prepared(&format!("data/fixtures/{rel}"))
 }
+
+/// The test photo resized to `width` x `height`, packed RGB bytes.
+pub fn photo_rgb(width: u32, height: u32) -> Vec<u8> {
+    image::open(prepared("data/images/astronaut.png"))
+        .expect("the test photo decodes")
+        .resize_exact(width, height, image::imageops::FilterType::Triangle)
+        .to_rgb8()
+        .into_raw()
+}

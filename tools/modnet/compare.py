@@ -87,7 +87,8 @@ def run_bare(args, photo: Path, w: int, h: int, ref_size: int) -> float:
         [str(args.engine_bench), "--size", f"{w}x{h}", "--device", "cpu", "--in-flight", "1",
          "--frames", "3", "--warmup", "1", "--stages", "--ref-size", str(ref_size), "--model", str(args.model),
          "--photo", str(photo)],
-        env=dict(os.environ, MODNETMATTE_MODEL=str(args.model)), check=True, capture_output=True, text=True,
+        # engine-bench has no thread option: libtorch reads OMP_NUM_THREADS at start.
+        env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)), check=True, capture_output=True, text=True,
     ).stdout
     ms = float(re.search(r"network ([0-9.]+)", out).group(1))
     return 1000.0 / ms

@@ -50,6 +50,25 @@ fn stages(c: &mut Criterion) {
                     preprocess::to_input(black_box(&frame), ref_size, tch::Device::Cpu).unwrap()
                 })
             });
+            // The packed RGB frame, in both layouts: NCHW (ATen's area resize, as the
+            // reference) and channels-last (the CPU variant's input, own area resize).
+            let rgb_frame = modnetmatte::Frame::packed(&rgb, w, h, PixelFormat::Rgb);
+            for (name, layout) in [
+                ("nchw", preprocess::Layout::Nchw),
+                ("channels_last", preprocess::Layout::ChannelsLast),
+            ] {
+                g.bench_function(format!("preprocess_rgb_{name}/{tag}"), |b| {
+                    b.iter(|| {
+                        preprocess::to_input_as(
+                            black_box(&rgb_frame),
+                            ref_size,
+                            tch::Device::Cpu,
+                            layout,
+                        )
+                        .unwrap()
+                    })
+                });
+            }
             let input = preprocess::to_input(&frame, ref_size, tch::Device::Cpu).unwrap();
             let (iw, ih) = engine.inference_size(w, h);
             let out = tch::Tensor::rand(

@@ -314,9 +314,10 @@ fn mattes(
 fn network_input(b: &Batch<'_>, planes: &[Tensor]) -> Result<Tensor> {
     let per_frame = planes.len() / b.n;
     let ref_size = b.engine.ref_size();
+    let layout = b.engine.input_layout();
     let inputs = planes
         .chunks(per_frame)
-        .map(|p| preprocess::planes_to_input(p, &b.shape, ref_size))
+        .map(|p| preprocess::planes_to_input_as(p, &b.shape, ref_size, layout))
         .collect::<Result<Vec<_>>>()?;
     // In stage-timing mode, preprocessing alone (never inside a capture).
     if b.mode == Mode::Plain {

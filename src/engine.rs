@@ -265,10 +265,25 @@ impl Engine {
         }
     }
 
+    /// The memory layout the network takes its input in (channels-last for the CPU
+    /// variant), which preprocessing writes directly.
+    pub fn input_layout(&self) -> preprocess::Layout {
+        if self.model.channels_last() {
+            preprocess::Layout::ChannelsLast
+        } else {
+            preprocess::Layout::Nchw
+        }
+    }
+
     /// The matte of one frame, at the frame's size, with the time each stage took.
     pub fn matte(&self, frame: &Frame<'_>) -> Result<(Matte, StageTimings)> {
         let t0 = Instant::now();
-        let input = preprocess::to_input(frame, self.config.ref_size, self.device())?;
+        let input = preprocess::to_input_as(
+            frame,
+            self.config.ref_size,
+            self.device(),
+            self.input_layout(),
+        )?;
         let t1 = Instant::now();
         let out = self.model.forward(&input)?;
         if let tch::Device::Cuda(i) = self.device() {

@@ -7,7 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo build --release --quiet -p gst-plugin-modnet -p modnetmatte --bin engine-bench
+# Two builds: with --bin, cargo would build no library target, and the plugin copied
+# below would be whatever release build was there before.
+cargo build --release --quiet -p gst-plugin-modnet
+cargo build --release --quiet -p modnetmatte --bin engine-bench
 mkdir -p target/gst-plugin out
 cp target/release/libgstmodnet.so target/gst-plugin/
 if [ ! -f data/clip/frame_0089.jpg ]; then

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::graphs::Mode;
 use crate::model::{Model, Precision};
+use crate::openmp;
 use crate::postprocess::{self, Matte};
 use crate::preprocess::{self, MIN_SIDE};
 
@@ -160,6 +161,12 @@ impl Engine {
             }
             _ => None,
         };
+        // The load's probe pass made an OpenMP team on this thread; the network
+        // runs elsewhere (the element's worker), and spare teams cost every pass
+        // (src/openmp.rs).
+        if let Err(e) = openmp::release_team() {
+            device_note += &format!("; OpenMP teams kept ({e})");
+        }
         let engine = Self {
             model,
             config,
@@ -228,6 +235,9 @@ impl Engine {
             let _ = matte.f_sum(tch::Kind::Float)?.f_double_value(&[])?;
             last = t0.elapsed();
         }
+        // As after the load: the warm-up's thread (the streaming thread) does not
+        // run the network; failure was told in the device note.
+        let _ = openmp::release_team();
         Ok(last)
     }
 

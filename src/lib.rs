@@ -20,6 +20,7 @@ pub mod error;
 pub mod frame;
 pub mod graphs;
 pub mod model;
+pub mod openmp;
 pub mod output;
 pub mod planes;
 pub mod postprocess;

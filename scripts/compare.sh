@@ -10,7 +10,7 @@ bash scripts/setup.sh
 # Two builds: with --bin, cargo would build no library target, and the plugin copied
 # below would be whatever release build was there before.
 cargo build --release --quiet -p gst-plugin-modnet
-cargo build --release --quiet -p modnetmatte --bin engine-bench
+cargo build --release --quiet -p modnetmatte --bin matte-image
 mkdir -p target/gst-plugin out
 cp target/release/libgstmodnet.so target/gst-plugin/
 if [ ! -f data/clip/frame_0089.jpg ]; then
@@ -19,5 +19,5 @@ if [ ! -f data/clip/frame_0089.jpg ]; then
 fi
 cd tools && ../.venv/bin/python -m modnet.compare --onnx ../models/source/modnet_photographic.onnx \
   --model ../models/modnet_photographic.pt --frames-dir ../data/clip --plugin-dir ../target/gst-plugin \
-  --engine-bench ../target/release/engine-bench --out ../out/compare --frames "${FRAMES:-10}" \
+  --matte-image ../target/release/matte-image --out ../out/compare --frames "${FRAMES:-10}" \
   --ref-sizes "${REF_SIZES:-512,256}" --rounds "${ROUNDS:-3}" --threads "${THREADS:-2}"

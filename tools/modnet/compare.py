@@ -4,7 +4,7 @@
       max-in-flight=1, as `auto` runs it on a CPU), steady state: the median interval
       between frames at the sink; and the same element fed raw RGB frames (no decoder:
       the element's own per-frame time, against (b));
-  (b) our bare forward pass: the Rust engine's network stage alone (engine-bench);
+  (b) our bare forward pass: the Rust engine's inference stage alone (matte-image --repeat);
   (c) onnxruntime on the original MODNet ONNX with the same preprocessing (the runtime
       of the most used OBS background-removal plugin);
   (d) the official webcam demo's approach: PyTorch eager, one frame at a time.
@@ -28,6 +28,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,16 +83,17 @@ def gemm_peak(threads: int) -> float:
 
 
 def run_bare(args, photo: Path, w: int, h: int, ref_size: int) -> float:
-    """Frames/s of the engine's network stage alone (Rust, the element's model file
-    and process settings), from `engine-bench --stages`."""
-    out = subprocess.run(
-        [str(args.engine_bench), "--size", f"{w}x{h}", "--device", "cpu", "--in-flight", "1",
-         "--frames", "3", "--warmup", "1", "--stages", "--ref-size", str(ref_size), "--model", str(args.model),
-         "--photo", str(photo)],
-        # engine-bench has no thread option: libtorch reads OMP_NUM_THREADS at start.
-        env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)), check=True, capture_output=True, text=True,
-    ).stdout
-    ms = float(re.search(r"network ([0-9.]+)", out).group(1))
+    """Frames/s of the Rust engine's forward pass alone (the element's model file and
+    process settings), from `matte-image --repeat`: the median inference stage of
+    back-to-back frames on one thread, the only OpenMP team in its process."""
+    with tempfile.TemporaryDirectory() as out_dir:
+        out = subprocess.run(
+            [str(args.matte_image), "--threads", str(args.threads), "--device", "cpu", "--repeat", "5",
+             "--size", f"{w}x{h}", "--ref-size", str(ref_size), "--model", str(args.model),
+             "--background", str(photo), "--out-dir", out_dir, str(photo)],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    ms = float(re.search(r"inference ([0-9.]+) ms", out).group(1))
     return 1000.0 / ms
 
 
@@ -213,7 +215,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True, type=Path)
     p.add_argument("--frames-dir", required=True, type=Path)
     p.add_argument("--plugin-dir", required=True, type=Path)
-    p.add_argument("--engine-bench", required=True, type=Path, help="target/release/engine-bench")
+    p.add_argument("--matte-image", required=True, type=Path, help="target/release/matte-image")
     p.add_argument("--out", required=True, type=Path, help="writes OUT.md and OUT.png")
     p.add_argument("--frames", type=int, default=10)
     p.add_argument("--ref-sizes", default="512,256", help="comma list")
@@ -222,7 +224,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     args.onnx, args.model = args.onnx.resolve(), args.model.resolve()
     args.frames_dir, args.plugin_dir = args.frames_dir.resolve(), args.plugin_dir.resolve()
-    args.engine_bench = args.engine_bench.resolve()
+    args.matte_image = args.matte_image.resolve()
     torch.set_num_threads(args.threads)
 
     files = frames(args.frames_dir, args.frames)
@@ -237,7 +239,7 @@ def main(argv=None) -> int:
     names = {
         "ours": "ours, element (steady state, JPEG decoding in the pipeline)",
         "raw": "ours, element on raw RGB frames (no decoder)",
-        "bare": "ours, bare forward (network stage)",
+        "bare": "ours, bare forward (inference stage, back to back)",
         "ort": "onnxruntime (Python)",
         "eager": "PyTorch eager (Python, official loop)",
     }

@@ -206,11 +206,8 @@ pub fn planes_to_input_as(
     let (rw, rh) = inference_size(frame.width, frame.height, ref_size);
     let (rw, rh) = (rw as i64, rh as i64);
     if layout == Layout::ChannelsLast {
-        if let Some(x) = rgb_channels_last(planes, frame, rw, rh)? {
-            return Ok(x);
-        }
-        // YUV: the planes are resized first anyway, so the one layout copy is of the
-        // network-sized input.
+        // The uncommon channels-last cases (YUV, frames smaller than the input, the
+        // device path's planes): one layout copy, of the network-sized input.
         return crate::model::to_channels_last(&planes_to_input(planes, frame, ref_size)?);
     }
     if let Some(channels) = planes::rgb_channels(planes, frame)? {
@@ -238,47 +235,6 @@ pub fn planes_to_input_as(
         .f_sub_scalar(0.5)?
         .f_div_scalar(0.5)?;
     Ok(x.f_contiguous()?)
-}
-
-/// A packed RGB frame's input in channels-last memory (None for YUV): the pixels
-/// stay interleaved as they came (one uint8 gather only for orders other than RGB),
-/// are converted to float once, resized as they lie (ATen's channels-last kernels)
-/// and normalised at the network's size. The NCHW path normalises before resizing,
-/// as the Python reference does; both are linear, so they differ only by float
-/// rounding (about 1e-7), and here 3 full-resolution float passes and the layout copy
-/// are saved (15-24 ms of a 720p frame on 2 cores).
-fn rgb_channels_last(
-    planes: &[Tensor],
-    frame: &FrameShape,
-    rw: i64,
-    rh: i64,
-) -> Result<Option<Tensor>> {
-    let Some(p) = frame.format.packed_rgb() else {
-        return Ok(None);
-    };
-    let (w, h) = (i64::from(frame.width), i64::from(frame.height));
-    let px = planes::plane(planes, 0)?.f_view([h, w, p.bytes_per_pixel as i64])?;
-    let hwc = if p.rgb == [0, 1, 2] {
-        px.f_narrow(2, 0, 3)?
-    } else {
-        let [r, g, b] = p.rgb.map(|c| c as i64);
-        Tensor::f_stack(
-            &[px.f_select(2, r)?, px.f_select(2, g)?, px.f_select(2, b)?],
-            2,
-        )?
-    };
-    // [1,3,h,w] with channels-last strides (a view of the float [h,w,3]).
-    let x = hwc
-        .f_to_kind(Kind::Float)?
-        .f_contiguous()?
-        .f_permute([2, 0, 1])?
-        .f_unsqueeze(0)?;
-    let x = resize(&x, rw, rh)?;
-    let x = x
-        .f_div_scalar(255.0)?
-        .f_sub_scalar_(0.5)?
-        .f_div_scalar_(0.5)?;
-    Ok(Some(crate::model::to_channels_last(&x)?))
 }
 
 /// A plane as a [rows, row_bytes] uint8 tensor (one copy of the bytes it spans).

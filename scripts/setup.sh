@@ -8,6 +8,19 @@ cd "$(dirname "$0")/.."
 start=$SECONDS
 say() { printf '[setup] %s\n' "$*"; }
 
+# 0. Room: a fresh checkout grows to about 15 GB (the venv 4.8 GB, the debug and release
+#    builds and the package about 10 GB). Short of it, pip or the linker stop half-way
+#    with "No space left on device"; say so before starting.
+if [ ! -d .venv ] || [ ! -d target ]; then
+  need_gb=16
+  have_gb=$(df -P -BG . | awk 'NR == 2 { sub("G", "", $4); print $4 }')
+  if [ "${have_gb:-0}" -lt "$need_gb" ] && [ "${MODNETMATTE_SKIP_SPACE_CHECK:-0}" != 1 ]; then
+    echo "error: $PWD has ${have_gb:-?} GB free; a first setup and build need about $need_gb GB" \
+      "(free some, or set MODNETMATTE_SKIP_SPACE_CHECK=1 to try anyway)" >&2
+    exit 1
+  fi
+fi
+
 # 1. System packages (GStreamer for the plugin; pkg-config for its -sys crates; libav
 #    for what `modnetmatte file` reads and writes: H.264 decoding, AAC, ProRes, FFV1;
 #    patchelf, dpkg-dev and lintian for the Debian package, scripts/package.sh).

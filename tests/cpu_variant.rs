@@ -11,17 +11,20 @@ use modnetmatte::model::{Model, cpu_variant, to_channels_last};
 use modnetmatte::{DeviceRequest, Engine, EngineConfig, Frame, PixelFormat, Precision};
 use tch::{Device, Kind, Tensor};
 
-/// A folder of its own with copies of the plain model and (optionally) its CPU variant.
-fn folder(name: &str, with_variant: bool) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("cpu-variant-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// A folder of its own (removed when the first value is dropped) with copies of the
+/// plain model and (optionally) its CPU variant.
+fn folder(name: &str, with_variant: bool) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("cpu-variant-{name}-"))
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let plain = dir.join("m.pt");
     std::fs::copy(common::model(), &plain).unwrap();
     if with_variant {
         std::fs::copy(cpu_variant(&common::model()), dir.join("m_cpu.pt")).unwrap();
     }
-    (dir, plain)
+    (tmp, plain)
 }
 
 fn photo_input(side: i64) -> Tensor {
@@ -49,7 +52,7 @@ fn setup_writes_a_current_cpu_variant_and_a_cpu_loads_it() {
 
 #[test]
 fn the_cpu_variant_gives_the_plain_models_matte() {
-    let (dir, plain) = folder("same", false);
+    let (_tmp, plain) = folder("same", false);
     let plain = Model::load(&plain, Device::Cpu).unwrap();
     assert!(
         !plain.channels_last(),
@@ -66,12 +69,12 @@ fn the_cpu_variant_gives_the_plain_models_matte() {
     // Any layout in, the same matte out (an NCHW input is converted once).
     let nchw = cpu.forward(&x.contiguous()).unwrap();
     assert_eq!(max_diff(&nchw, &b), 0.0);
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn a_cpu_variant_older_than_the_model_is_ignored() {
-    let (dir, plain) = folder("stale", true);
+    let (tmp, plain) = folder("stale", true);
+    let dir = tmp.path();
     let set_age = |p: &Path, age_s: u64| {
         let t = SystemTime::now() - Duration::from_secs(age_s);
         std::fs::File::options()
@@ -96,12 +99,11 @@ fn a_cpu_variant_older_than_the_model_is_ignored() {
     assert!(m.channels_last());
     // Named directly, the variant is its own.
     assert_eq!(cpu_variant(&dir.join("m_cpu.pt")), dir.join("m_cpu.pt"));
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn the_engine_names_the_cpu_variant_and_its_matte_matches_the_plain_one() {
-    let (dir, plain) = folder("engine", false);
+    let (_tmp, plain) = folder("engine", false);
     let engine = |path: &Path| {
         let mut config = EngineConfig::new(path);
         config.device = DeviceRequest::Cpu;
@@ -130,7 +132,6 @@ fn the_engine_names_the_cpu_variant_and_its_matte_matches_the_plain_one() {
         .max()
         .unwrap();
     assert!(worst <= 1, "8-bit mattes differ by {worst}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

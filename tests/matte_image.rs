@@ -18,7 +18,8 @@ fn matte_image<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (bool, String) {
 
 #[test]
 fn writes_the_three_pictures_and_checks_the_reference() {
-    let dir = std::env::temp_dir().join(format!("matte-image-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let photo = common::prepared("data/images/astronaut.png");
     let bg = common::prepared("data/images/rocket.jpg");
     let reference = common::fixture("reference/astronaut_ref512_matte.png");
@@ -31,7 +32,7 @@ fn writes_the_three_pictures_and_checks_the_reference() {
         "--model".into(),
         s(&model),
         "--out-dir".into(),
-        s(&dir),
+        s(dir),
         "--device".into(),
         "cpu".into(),
         "--reference".into(),

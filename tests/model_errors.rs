@@ -19,9 +19,7 @@ fn load(path: &Path) -> Error {
     }
 }
 
-fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("modnetmatte-model-errors-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn scratch(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
     p
@@ -60,9 +58,10 @@ fn files_that_are_not_torchscript() {
     let onnx = common::prepared("models/source/modnet_photographic.onnx");
     let png = common::prepared("data/images/astronaut.png");
     let real = std::fs::read(common::model()).unwrap();
-    let truncated = scratch("truncated.pt", &real[..real.len() / 2]);
-    let empty = scratch("empty.pt", b"");
-    let text = scratch("text.pt", b"this is not a model\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let truncated = scratch(tmp.path(), "truncated.pt", &real[..real.len() / 2]);
+    let empty = scratch(tmp.path(), "empty.pt", b"");
+    let text = scratch(tmp.path(), "text.pt", b"this is not a model\n");
     for p in [onnx, png, truncated, empty, text] {
         let e = load(&p);
         assert!(

@@ -94,8 +94,8 @@ fn the_fp16_variant_stays_within_4_of_255_of_the_reference() {
 #[test]
 fn the_fp16_variant_is_found_beside_the_model_or_its_link_target() {
     use modnetmatte::model::fp16_variant;
-    let dir = std::env::temp_dir().join(format!("fp16-variant-{}", std::process::id()));
-    let (real, linked) = (dir.join("real"), dir.join("linked"));
+    let dir = tempfile::tempdir().unwrap();
+    let (real, linked) = (dir.path().join("real"), dir.path().join("linked"));
     std::fs::create_dir_all(&real).unwrap();
     std::fs::create_dir_all(&linked).unwrap();
     std::fs::write(real.join("m.pt"), b"x").unwrap();
@@ -111,5 +111,4 @@ fn the_fp16_variant_is_found_beside_the_model_or_its_link_target() {
         fp16_variant(&real.join("m_fp16.pt")),
         real.join("m_fp16.pt")
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -165,8 +165,8 @@ mod tests {
             err.contains("/no/such/beach.jpg") && err.contains("colour"),
             "{err}"
         );
-        let dir = std::env::temp_dir().join(format!("mm-opts-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let (img, vid) = (dir.join("a.JPG"), dir.join("b.mp4"));
         std::fs::write(&img, b"x").unwrap();
         std::fs::write(&vid, b"x").unwrap();
@@ -178,7 +178,6 @@ mod tests {
             vid.to_str().unwrap().parse::<Backdrop>(),
             Ok(Backdrop::Video(vid.clone()))
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

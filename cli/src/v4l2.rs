@@ -268,8 +268,8 @@ mod tests {
 
     #[test]
     fn finds_loopback_devices_in_sysfs() {
-        let root = std::env::temp_dir().join(format!("mm-sysfs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
         let class = root.join("class/video4linux");
         std::fs::create_dir_all(&class).unwrap();
         for (n, parent, name) in [
@@ -301,6 +301,5 @@ mod tests {
             err.contains("exclusive_caps=1") && err.contains("modprobe v4l2loopback"),
             "{err}"
         );
-        let _ = std::fs::remove_dir_all(&root);
     }
 }

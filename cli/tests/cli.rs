@@ -76,7 +76,8 @@ fn help_reads_like_a_tool() {
 
 #[test]
 fn file_keeps_frames_duration_and_audio() {
-    let dir = temp_dir("cli-file");
+    let tmp = temp_dir("cli-file");
+    let dir = tmp.path();
     let (input, output) = (dir.join("in.mp4"), dir.join("out.mp4"));
     make_clip_mp4(&input, 12, 320, 180, true);
     let o = run(&[
@@ -122,7 +123,8 @@ fn file_keeps_frames_duration_and_audio() {
 
 #[test]
 fn file_alpha_mov_and_mkv_are_transparent() {
-    let dir = temp_dir("cli-alpha");
+    let tmp = temp_dir("cli-alpha");
+    let dir = tmp.path();
     let input = dir.join("in.mp4");
     make_clip_mp4(&input, 4, 320, 180, false);
     for name in ["out.mov", "out.mkv"] {
@@ -148,7 +150,8 @@ fn file_alpha_mov_and_mkv_are_transparent() {
 
 #[test]
 fn file_over_a_looped_video_keeps_the_frame_count() {
-    let dir = temp_dir("cli-bgvideo");
+    let tmp = temp_dir("cli-bgvideo");
+    let dir = tmp.path();
     let (input, bg, output) = (
         dir.join("in.mp4"),
         dir.join("rocket.mp4"),
@@ -196,7 +199,8 @@ fn file_over_a_looped_video_keeps_the_frame_count() {
 
 #[test]
 fn file_errors_name_the_file_and_the_reason() {
-    let dir = temp_dir("cli-errors");
+    let tmp = temp_dir("cli-errors");
+    let dir = tmp.path();
     let input = dir.join("in.mp4");
     make_clip_mp4(&input, 2, 160, 96, false);
     let out = dir.join("o.mp4");
@@ -242,7 +246,8 @@ fn cam_errors_on_a_missing_camera_or_virtual_camera() {
         ],
         &["camera /dev/modnetmatte-no-camera", "no such device"],
     );
-    let dir = temp_dir("cli-cam-err");
+    let tmp = temp_dir("cli-cam-err");
+    let dir = tmp.path();
     let input = dir.join("in.mp4");
     make_clip_mp4(&input, 2, 160, 96, false);
     fails_with(
@@ -264,7 +269,8 @@ fn cam_errors_on_a_missing_camera_or_virtual_camera() {
 
 #[test]
 fn cam_with_a_file_for_the_camera_runs_n_frames() {
-    let dir = temp_dir("cli-cam");
+    let tmp = temp_dir("cli-cam");
+    let dir = tmp.path();
     let input = dir.join("in.mp4");
     make_clip_mp4(&input, 12, 320, 180, true);
     let o = run(&[
@@ -306,7 +312,8 @@ fn cam_with_a_file_for_the_camera_runs_n_frames() {
 
 #[test]
 fn preview_shows_both_side_by_side() {
-    let dir = temp_dir("cli-preview");
+    let tmp = temp_dir("cli-preview");
+    let dir = tmp.path();
     let input = dir.join("in.mp4");
     make_clip_mp4(&input, 6, 320, 180, false);
     let o = run(&[
@@ -329,7 +336,8 @@ fn preview_shows_both_side_by_side() {
 
 #[test]
 fn ctrl_c_stops_the_camera_cleanly() {
-    let dir = temp_dir("cli-sigint");
+    let tmp = temp_dir("cli-sigint");
+    let dir = tmp.path();
     let input = dir.join("in.mp4");
     // 10 s: with realtime pacing the file plays at its own rate (clocksync), so the
     // Ctrl-C 2 s in lands mid-stream however fast the network is.

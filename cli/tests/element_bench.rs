@@ -6,6 +6,7 @@ mod common;
 use std::process::Command;
 
 fn bench(args: &[&str]) -> (bool, String, String) {
+    let tmp = common::temp_dir("element-bench");
     let out = Command::new(env!("CARGO_BIN_EXE_element-bench"))
         .args(args)
         .args(["--model", &common::model().display().to_string()])
@@ -16,10 +17,7 @@ fn bench(args: &[&str]) -> (bool, String, String) {
                 .to_string(),
         ])
         .env("RUST_BACKTRACE", "0")
-        .env(
-            "GST_REGISTRY",
-            common::temp_dir("element-bench").join("registry.bin"),
-        )
+        .env("GST_REGISTRY", tmp.path().join("registry.bin"))
         .output()
         .unwrap();
     (

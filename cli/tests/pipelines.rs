@@ -119,7 +119,8 @@ fn swap_ends(description: &str, out_dir: &Path) -> String {
 /// modnetmatte) to EOS; the RGBA frames it wrote as PNG files, and their size.
 fn run(name: &str, description: &str) -> (Vec<Vec<u8>>, (u32, u32)) {
     init();
-    let dir = temp_dir(&format!("pipe-out-{}", name.replace('.', "-")));
+    let tmp = temp_dir(&format!("pipe-out-{}", name.replace('.', "-")));
+    let dir = tmp.path();
     let description = swap_ends(description, &dir);
     let p = gst::parse::launch(&description)
         .unwrap_or_else(|e| panic!("{e}: {description}"))
@@ -241,7 +242,8 @@ fn obs_virtual_camera_gives_a_keyable_green() {
 
 #[test]
 fn alpha_over_a_background_video() {
-    let dir = temp_dir("pipe-alpha");
+    let tmp = temp_dir("pipe-alpha");
+    let dir = tmp.path();
     let bg = dir.join("rocket.mp4");
     make_still_mp4(&bg, &prepared("data/images/rocket.jpg"), FRAMES, 1280, 720);
     let out = camera_pipeline(
@@ -278,7 +280,8 @@ fn obs_gstreamer_source_is_transparent() {
 
 #[test]
 fn file_to_file() {
-    let dir = temp_dir("pipe-file");
+    let tmp = temp_dir("pipe-file");
+    let dir = tmp.path();
     let (input, output) = (dir.join("in.mp4"), dir.join("out.mp4"));
     make_clip_mp4(&input, FRAMES, 640, 360, true);
     let published = read(

@@ -9,8 +9,9 @@ use std::process::Command;
 
 use common::*;
 
-/// A fresh folder with a copy of the cdylib cargo built next to this test binary.
-fn plugin_dir(name: &str) -> PathBuf {
+/// A fresh folder with a copy of the cdylib cargo built next to this test binary,
+/// removed (158 MB of plugin with it) when the returned value is dropped.
+fn plugin_dir(name: &str) -> tempfile::TempDir {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(|p| p.parent()).unwrap();
     let so = profile_dir.join("libgstmodnet.so");
@@ -19,10 +20,12 @@ fn plugin_dir(name: &str) -> PathBuf {
         "{} missing (cargo builds it with the tests)",
         so.display()
     );
-    let dir = std::env::temp_dir().join(format!("modnetmatte-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("plugin")).unwrap();
-    std::fs::copy(&so, dir.join("plugin/libgstmodnet.so")).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("modnetmatte-{name}-"))
+        .tempdir()
+        .expect("a scratch folder in the temporary directory");
+    std::fs::create_dir_all(dir.path().join("plugin")).unwrap();
+    std::fs::copy(&so, dir.path().join("plugin/libgstmodnet.so")).unwrap();
     dir
 }
 
@@ -50,7 +53,8 @@ fn gst(tool: &str, dir: &Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn gst_inspect_documents_every_property() {
-    let dir = plugin_dir("inspect");
+    let tmp = plugin_dir("inspect");
+    let dir = tmp.path();
     let out = gst("gst-inspect-1.0", &dir, &["modnetmatte"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -87,7 +91,8 @@ fn gst_inspect_documents_every_property() {
 
 #[test]
 fn a_photo_clip_through_gst_launch_keeps_the_person_and_replaces_the_background() {
-    let dir = plugin_dir("launch");
+    let tmp = plugin_dir("launch");
+    let dir = tmp.path();
     let photo = prepared("data/images/astronaut.png").display().to_string();
     let pattern = dir.join("frame_%02d.png").display().to_string();
     let pipeline = format!(
@@ -138,7 +143,8 @@ fn a_photo_clip_through_gst_launch_keeps_the_person_and_replaces_the_background(
 
 #[test]
 fn a_bad_model_stops_gst_launch_with_a_clear_error() {
-    let dir = plugin_dir("badmodel");
+    let tmp = plugin_dir("badmodel");
+    let dir = tmp.path();
     let out = gst(
         "gst-launch-1.0",
         &dir,

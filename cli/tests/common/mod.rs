@@ -43,11 +43,12 @@ pub fn init() {
     });
 }
 
-pub fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("modnetmatte-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch folder, removed with everything in it when the returned value is dropped.
+pub fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("modnetmatte-{name}-"))
+        .tempdir()
+        .expect("a scratch folder in the temporary directory")
 }
 
 /// Plays a description to EOS; panics with the bus error otherwise.

@@ -84,23 +84,56 @@ pub fn to_input_as(
     planes_to_input_as(&planes, &frame.shape(), ref_size, layout)
 }
 
-/// One row's R, G, B sums over each window of `cols` (pixels of `BPP` bytes).
-fn row_sums<const BPP: usize>(
-    row: &[u8],
+/// One output row from the column sums of its window of rows (`acc`, one u32 per
+/// byte of a frame row): each window of `cols` (pixels of `BPP` bytes) summed per
+/// channel and normalised, mean / 255 * 2 - 1 (the reference's (x / 255 - 0.5) / 0.5)
+/// as one multiply-add per value.
+fn window_means<const BPP: usize>(
+    acc: &[u32],
     cols: &[(usize, usize)],
+    col_scale: &[f32],
     rgb: [usize; 3],
-    out: &mut [u32],
+    rows: usize,
+    out: &mut [f32],
 ) {
     let [cr, cg, cb] = rgb.map(|c| c.min(BPP - 1));
-    for (o, &(s, e)) in out.chunks_exact_mut(3).zip(cols) {
+    let row_scale = 1.0 / rows as f32;
+    for ((o, &(s, e)), &c) in out.chunks_exact_mut(3).zip(cols).zip(col_scale) {
         let (mut r, mut g, mut b) = (0u32, 0u32, 0u32);
-        for px in row[s * BPP..e * BPP].chunks_exact(BPP) {
-            r += u32::from(px[cr]);
-            g += u32::from(px[cg]);
-            b += u32::from(px[cb]);
+        for px in acc[s * BPP..e * BPP].chunks_exact(BPP) {
+            r += px[cr];
+            g += px[cg];
+            b += px[cb];
         }
-        o.copy_from_slice(&[r, g, b]);
+        let k = c * row_scale;
+        o.copy_from_slice(&[r as f32 * k - 1.0, g as f32 * k - 1.0, b as f32 * k - 1.0]);
     }
+}
+
+/// `acc[i] += row[i]`: the vertical half of the area sums, over whole frame rows.
+fn add_row(acc: &mut [u32], row: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        unsafe { add_row_avx2(acc, row) };
+        return;
+    }
+    add_row_plain(acc, row);
+}
+
+#[inline(always)]
+fn add_row_plain(acc: &mut [u32], row: &[u8]) {
+    for (a, &v) in acc.iter_mut().zip(row) {
+        *a += u32::from(v);
+    }
+}
+
+/// The same loop compiled for AVX2 (8 bytes widened and added per instruction instead
+/// of the baseline build's 4; the package targets any x86-64).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_row_avx2(acc: &mut [u32], row: &[u8]) {
+    add_row_plain(acc, row);
 }
 
 /// The input windows of adaptive average pooling, as ATen computes them: output `i`
@@ -127,7 +160,6 @@ fn area_channels_last(frame: &Frame<'_>, p: PackedRgb, rw: usize, rh: usize) -> 
     let bpp = p.bytes_per_pixel;
     let cols = area_windows(w, rw);
     let rows = area_windows(h, rh);
-    let col_n: Vec<f32> = cols.iter().map(|&(s, e)| (e - s) as f32).collect();
     // The tensor is written in place: a fresh buffer of this size per frame would be
     // page-faulted in anew, while libtorch's allocator (src/cpu_cache.rs) reuses one.
     let input = Tensor::f_empty([1, rh as i64, rw as i64, 3], (Kind::Float, Device::Cpu))?;
@@ -135,43 +167,26 @@ fn area_channels_last(frame: &Frame<'_>, p: PackedRgb, rw: usize, rh: usize) -> 
     // SAFETY: `input` is a new contiguous float32 CPU tensor of exactly `len` values,
     // owned here and not shared until it is returned.
     let values = unsafe { std::slice::from_raw_parts_mut(input.data_ptr() as *mut f32, len) };
-    let mut sums = vec![0u32; rw * 3];
-    // Each input row summed across once: neighbouring windows share at most their
-    // edge row, kept from the window before.
-    let (mut line, mut last) = (vec![0u32; rw * 3], vec![0u32; rw * 3]);
-    let mut last_row = usize::MAX;
-    let mut scale = vec![0f32; rw * 3];
+    // Per output row: its window's frame rows summed byte by byte (wide, vectorised
+    // adds), then each column window across that one sum: the narrow per-pixel work
+    // runs once per output row, not once per frame row (2.8x fewer at ref 256).
+    let mut acc = vec![0u32; w * bpp];
+    // 2 / (255 * window width): with 1 / window height, the mean's scale.
+    let col_scale: Vec<f32> = cols
+        .iter()
+        .map(|&(s, e)| 2.0 / (255.0 * (e - s) as f32))
+        .collect();
     for (out, &(s, e)) in values.chunks_exact_mut(rw * 3).zip(&rows) {
-        sums.fill(0);
+        acc.fill(0);
         for y in s..e {
-            let across = if y == last_row {
-                &last
-            } else {
-                let row = &plane.data[y * plane.stride..y * plane.stride + w * bpp];
-                match bpp {
-                    3 => row_sums::<3>(row, &cols, p.rgb, &mut line),
-                    _ => row_sums::<4>(row, &cols, p.rgb, &mut line),
-                }
-                if y + 1 == e {
-                    std::mem::swap(&mut line, &mut last);
-                    last_row = y;
-                    &last
-                } else {
-                    &line
-                }
-            };
-            for (acc, v) in sums.iter_mut().zip(across) {
-                *acc += v;
-            }
+            add_row(
+                &mut acc,
+                &plane.data[y * plane.stride..y * plane.stride + w * bpp],
+            );
         }
-        // mean / 255 * 2 - 1: the reference's (x / 255 - 0.5) / 0.5 as one
-        // multiply-add per value.
-        let n_rows = (e - s) as f32;
-        for (k, n) in scale.chunks_exact_mut(3).zip(&col_n) {
-            k.fill(2.0 / (255.0 * n * n_rows));
-        }
-        for ((x, &sum), &k) in out.iter_mut().zip(&sums).zip(&scale) {
-            *x = sum as f32 * k - 1.0;
+        match bpp {
+            3 => window_means::<3>(&acc, &cols, &col_scale, p.rgb, e - s, out),
+            _ => window_means::<4>(&acc, &cols, &col_scale, p.rgb, e - s, out),
         }
     }
     Ok(input.f_permute([0, 3, 1, 2])?)

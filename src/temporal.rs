@@ -8,9 +8,15 @@
 //!   more, a(t) becomes their mean. The matte of frame t is known once frame t+1 has
 //!   been seen: one frame of latency.
 //!
-//! Mattes are frame-sized f32 alpha; a size change (renegotiation) resets the history.
+//! Mattes are frame-sized f32 alpha, shared (`Arc`): the history keeps the same
+//! matte the caller composites, and a filter that changes one copies it only while it
+//! is shared (`Arc::make_mut`). A size change (renegotiation) resets the history.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// A frame-sized matte, shared between the history and the frame it is applied to.
+pub type SharedMatte = Arc<Vec<f32>>;
 
 /// "Agree within a small tolerance" of the OFD rule, in alpha units.
 pub const OFD_TOLERANCE: f32 = 0.1;
@@ -43,10 +49,10 @@ pub struct Temporal {
     frames_seen: u64,
     size: (u32, u32),
     /// The last network (or reused) matte, before smoothing.
-    last_raw: Option<Vec<f32>>,
-    ema: Option<Vec<f32>>,
+    last_raw: Option<SharedMatte>,
+    ema: Option<SharedMatte>,
     /// Up to the last two smoothed mattes waiting for the OFD decision.
-    window: VecDeque<Vec<f32>>,
+    window: VecDeque<SharedMatte>,
 }
 
 impl Temporal {
@@ -68,14 +74,24 @@ impl Temporal {
 
     /// The next frame's matte from the network. Returns the matte of the frame that
     /// is now final: this frame's, or with OFD the previous frame's (None for the
-    /// first frame of a stream).
+    /// first frame of a stream). With no filter on, that is `matte` itself, not a copy.
     pub fn push(
         &mut self,
         config: &TemporalConfig,
         width: u32,
         height: u32,
         matte: Vec<f32>,
-    ) -> Option<Vec<f32>> {
+    ) -> Option<SharedMatte> {
+        self.push_shared(config, width, height, Arc::new(matte))
+    }
+
+    fn push_shared(
+        &mut self,
+        config: &TemporalConfig,
+        width: u32,
+        height: u32,
+        matte: SharedMatte,
+    ) -> Option<SharedMatte> {
         if self.size != (width, height) {
             self.reset();
             self.size = (width, height);
@@ -85,7 +101,7 @@ impl Temporal {
         let s = config.smoothing.clamp(0.0, 0.999);
         let smoothed = match self.ema.take() {
             Some(mut prev) if s > 0.0 => {
-                for (p, m) in prev.iter_mut().zip(&matte) {
+                for (p, m) in Arc::make_mut(&mut prev).iter_mut().zip(matte.iter()) {
                     *p = s * *p + (1.0 - s) * m;
                 }
                 prev
@@ -107,7 +123,7 @@ impl Temporal {
                 let next = self.window.pop_back()?;
                 let mut current = self.window.pop_back()?;
                 if let Some(prev) = self.window.pop_front() {
-                    one_frame_delay(&prev, &mut current, &next);
+                    one_frame_delay(&prev, Arc::make_mut(&mut current).as_mut_slice(), &next);
                 }
                 self.window.push_back(current.clone());
                 self.window.push_back(next);
@@ -122,16 +138,16 @@ impl Temporal {
         config: &TemporalConfig,
         width: u32,
         height: u32,
-    ) -> Option<Vec<f32>> {
+    ) -> Option<SharedMatte> {
         let last = self
             .last_raw
             .clone()
-            .unwrap_or_else(|| vec![0.0; (width * height) as usize]);
-        self.push(config, width, height, last)
+            .unwrap_or_else(|| Arc::new(vec![0.0; (width * height) as usize]));
+        self.push_shared(config, width, height, last)
     }
 
     /// End of stream: the matte still held back by OFD, if any.
-    pub fn drain(&mut self) -> Option<Vec<f32>> {
+    pub fn drain(&mut self) -> Option<SharedMatte> {
         let last = if self.window.len() >= 2 || self.frames_seen == 1 {
             self.window.pop_back()
         } else {
@@ -233,6 +249,37 @@ mod tests {
         assert_eq!(ran, vec![0, 3, 6]);
         // A new size always runs the network.
         assert!(t.needs_inference(&config, 2, 2));
+    }
+
+    #[test]
+    fn unfiltered_mattes_are_not_copied_and_held_ones_never_change() {
+        let off = TemporalConfig::default();
+        let mut t = Temporal::new();
+        let matte = vec![0.25f32; 64];
+        let ptr = matte.as_ptr();
+        let out = t.push(&off, 8, 8, matte).unwrap();
+        assert_eq!(out.as_ptr(), ptr, "filters off: the network's matte itself");
+        assert_eq!(t.push_reused(&off, 8, 8).unwrap().as_ptr(), ptr);
+        // Smoothing and OFD change mattes the history shares with frames still held
+        // by the caller: those frames keep what they were given.
+        for config in [
+            TemporalConfig {
+                smoothing: 0.5,
+                ..off
+            },
+            TemporalConfig { ofd: true, ..off },
+        ] {
+            let mut t = Temporal::new();
+            let mut held = Vec::new();
+            for v in [0.9, 0.9, 0.1, 0.9, 0.2] {
+                if let Some(m) = t.push(&config, 2, 1, vec![v; 2]) {
+                    held.push((m.clone(), m[0]));
+                }
+            }
+            for (m, v) in &held {
+                assert!(m.iter().all(|a| a == v), "{config:?}: {m:?} was {v}");
+            }
+        }
     }
 
     #[test]

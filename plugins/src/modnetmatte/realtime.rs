@@ -129,7 +129,7 @@ impl Realtime {
                 self.current = Some(Current {
                     id,
                     pts: buf.pts(),
-                    alpha: Arc::new(alpha),
+                    alpha,
                 });
             }
         }

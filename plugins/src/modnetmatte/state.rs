@@ -433,7 +433,7 @@ impl State {
         if let Some(alpha) = finished
             && let Some(buf) = self.pending.pop_front()
         {
-            self.ready.push_back(Ready::Matte(buf, Arc::new(alpha)));
+            self.ready.push_back(Ready::Matte(buf, alpha));
         }
         Ok(())
     }
@@ -518,7 +518,7 @@ impl State {
         if let Some(alpha) = self.temporal.drain()
             && let Some(buf) = self.pending.pop_front()
         {
-            self.ready.push_back(Ready::Matte(buf, Arc::new(alpha)));
+            self.ready.push_back(Ready::Matte(buf, alpha));
         }
         if !self.pending.is_empty() {
             let n = self.pending.len();

@@ -118,7 +118,6 @@ fn file_keeps_frames_duration_and_audio() {
         "{}",
         text(&o)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -145,7 +144,6 @@ fn file_alpha_mov_and_mkv_are_transparent() {
             assert!((0.15..0.95).contains(&clear), "{name}: {clear}");
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -194,7 +192,6 @@ fn file_over_a_looped_video_keeps_the_frame_count() {
         "{:.1}% black: the background stopped looping",
         black * 100.0
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -231,7 +228,6 @@ fn file_errors_name_the_file_and_the_reason() {
         &["/no/such/model.pt"],
     );
     assert!(!out.exists(), "no half-written output after a failure");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -264,7 +260,6 @@ fn cam_errors_on_a_missing_camera_or_virtual_camera() {
             "exclusive_caps=1",
         ],
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -307,7 +302,6 @@ fn cam_with_a_file_for_the_camera_runs_n_frames() {
         t.contains("videoflip") && t.contains("modnetmatte name=matte"),
         "{t}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -331,7 +325,6 @@ fn preview_shows_both_side_by_side() {
     assert!(t.contains("preview: 3 frames"), "{t}");
     let o = run(&["preview", s(&input), "--print-pipeline"]);
     assert!(text(&o).contains("sink_1::xpos=320"), "{}", text(&o));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -375,5 +368,4 @@ fn ctrl_c_stops_the_camera_cleanly() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no summary: {all}"));
     assert!((1..300).contains(&frames), "{frames} frames: {all}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -121,7 +121,7 @@ fn run(name: &str, description: &str) -> (Vec<Vec<u8>>, (u32, u32)) {
     init();
     let tmp = temp_dir(&format!("pipe-out-{}", name.replace('.', "-")));
     let dir = tmp.path();
-    let description = swap_ends(description, &dir);
+    let description = swap_ends(description, dir);
     let p = gst::parse::launch(&description)
         .unwrap_or_else(|e| panic!("{e}: {description}"))
         .downcast::<gst::Pipeline>()
@@ -147,7 +147,7 @@ fn run(name: &str, description: &str) -> (Vec<Vec<u8>>, (u32, u32)) {
     if let gst::MessageView::Error(e) = msg.view() {
         panic!("{description}: {} ({:?})", e.error(), e.debug());
     }
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+    let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -161,7 +161,6 @@ fn run(name: &str, description: &str) -> (Vec<Vec<u8>>, (u32, u32)) {
         size = img.dimensions();
         frames.push(img.into_raw());
     }
-    let _ = std::fs::remove_dir_all(&dir);
     (frames, size)
 }
 
@@ -251,7 +250,6 @@ fn alpha_over_a_background_video() {
         &[("BACKGROUND_VIDEO", bg.display().to_string())],
     );
     changed_share("alpha-over-video", &out, false, REPLACED);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -306,7 +304,6 @@ fn file_to_file() {
         eprintln!("file-to-file frame {i}: {:.1}% changed", changed * 100.0);
         assert!(REPLACED.contains(&changed), "frame {i}: {changed}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
@@ -55,7 +55,7 @@ fn gst(tool: &str, dir: &Path, args: &[&str]) -> std::process::Output {
 fn gst_inspect_documents_every_property() {
     let tmp = plugin_dir("inspect");
     let dir = tmp.path();
-    let out = gst("gst-inspect-1.0", &dir, &["modnetmatte"]);
+    let out = gst("gst-inspect-1.0", dir, &["modnetmatte"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -103,7 +103,7 @@ fn a_photo_clip_through_gst_launch_keeps_the_person_and_replaces_the_background(
     let args: Vec<&str> = std::iter::once("-q")
         .chain(pipeline.split_whitespace())
         .collect();
-    let out = gst("gst-launch-1.0", &dir, &args);
+    let out = gst("gst-launch-1.0", dir, &args);
     assert!(
         out.status.success(),
         "gst-launch failed:\n{}\n{}",
@@ -147,7 +147,7 @@ fn a_bad_model_stops_gst_launch_with_a_clear_error() {
     let dir = tmp.path();
     let out = gst(
         "gst-launch-1.0",
-        &dir,
+        dir,
         &[
             "videotestsrc",
             "num-buffers=2",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use modnetmatte::composite;
-use modnetmatte::output::{BackgroundSource, OutputKind, OutputSpec};
+use modnetmatte::composite::spec::{BackgroundSource, OutputKind, OutputSpec};
 use modnetmatte::{FrameMut, PixelFormat, YuvMatrix};
 
 const SIZES: [(u32, u32); 2] = [(1280, 720), (1920, 1080)];

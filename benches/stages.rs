@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use modnetmatte::{
-    Engine, EngineConfig, FrameMut, PixelFormat, YuvMatrix, composite, postprocess, preprocess,
+    Engine, EngineConfig, FrameMut, PixelFormat, YuvMatrix, composite, net::postprocess,
+    net::preprocess,
 };
 
 const SIZES: [(u32, u32); 3] = [(640, 360), (1280, 720), (1920, 1080)];

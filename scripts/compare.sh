@@ -10,7 +10,7 @@ bash scripts/setup.sh
 # Two builds: with --bin, cargo would build no library target, and the plugin copied
 # below would be whatever release build was there before.
 cargo build --release --quiet -p gst-plugin-modnet
-cargo build --release --quiet -p modnetmatte --bin matte-image
+cargo build --release --quiet -p modnetmatte-cli --bin matte-image
 mkdir -p target/gst-plugin out
 cp target/release/libgstmodnet.so target/gst-plugin/
 if [ ! -f data/clip/frame_0089.jpg ]; then

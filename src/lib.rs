@@ -1,40 +1,34 @@
 //! modnetmatte's core engine: MODNet portrait matting on frames, with no GStreamer in
-//! it. A frame goes `preprocess` (size rule, colour order, normalisation, resize) ->
-//! `model` (the TorchScript forward pass) -> `postprocess` (resize back, quantise), then
-//! `composite` (backgrounds, blending, alpha output); `engine` ties them together on a
-//! `device`. The device path (`device_path`: `transfer` for pinned CUDA copies,
-//! `composite_tensor` for the output frame as tensor ops) keeps the frame on the GPU
-//! from upload to download, on a stream of its own, with its stages replayed from CUDA
-//! graphs (`graphs`, through the C++ shim in `cuda`). `output` says what the element
-//! makes of a frame, for both compositing paths.
+//! it. One folder per question, each importing only from the ones listed before it:
+//!
+//! - `frame`: frames, their planes, owned frames, frame sizes;
+//! - `host`: the machine: device choice, OpenMP teams, libtorch's CPU allocator;
+//! - `composite`: what the element makes of a frame (`OutputSpec`), on the CPU and as
+//!   tensor ops, backgrounds and blur;
+//! - `gpu`: the CUDA shim (streams, graphs), pinned buffers, driver calls, transfers;
+//! - `net`: preprocess, the model and its variants, postprocess, the `Engine` that ties
+//!   them to a device, and the device path (`DevicePath`: a frame kept on the GPU from
+//!   upload to download);
+//! - `temporal`: matte filters over time (mask-every, EMA, OFD);
+//! - `worker`: the threads that run the engine (ordered, newest-frame).
+//!
 //! See ARCHITECTURE.md.
 
 pub mod composite;
-pub mod composite_tensor;
-pub mod cpu_cache;
-pub mod cuda;
-pub mod device;
-pub mod device_path;
-pub mod engine;
 pub mod error;
 pub mod frame;
-pub mod graphs;
-pub mod model;
-pub mod openmp;
-pub mod output;
-pub mod planes;
-pub mod postprocess;
-pub mod preprocess;
-pub mod realtime;
-pub mod schedule;
+pub mod gpu;
+pub mod host;
+pub mod net;
 pub mod temporal;
-pub mod transfer;
+pub mod worker;
 
-pub use device::DeviceRequest;
-pub use device_path::{DevicePath, InFlight};
-pub use engine::{Engine, EngineConfig, StageTimings};
+pub use composite::spec::{BackgroundSource, OutputKind, OutputSpec};
 pub use error::{Error, Result};
-pub use frame::{Frame, FrameMut, FrameShape, PixelFormat, YuvMatrix};
-pub use model::Precision;
-pub use postprocess::Matte;
-pub use preprocess::inference_size;
+pub use frame::{Frame, FrameMut, FrameShape, OwnedFrame, PixelFormat, YuvMatrix};
+pub use host::device::DeviceRequest;
+pub use net::device_path::{DevicePath, InFlight};
+pub use net::engine::{Engine, EngineConfig, StageTimings};
+pub use net::model::Precision;
+pub use net::postprocess::Matte;
+pub use net::preprocess::inference_size;

@@ -9,9 +9,10 @@ mod common;
 
 use std::sync::Arc;
 
-use modnetmatte::composite::{self, OwnedFrame};
-use modnetmatte::graphs::{MATTE_WARM_UP, Mode};
-use modnetmatte::output::{BackgroundSource, OutputKind, OutputSpec};
+use modnetmatte::OwnedFrame;
+use modnetmatte::composite;
+use modnetmatte::composite::spec::{BackgroundSource, OutputKind, OutputSpec};
+use modnetmatte::gpu::graphs::{MATTE_WARM_UP, Mode};
 use modnetmatte::{DevicePath, Engine, EngineConfig, FrameMut, PixelFormat, YuvMatrix};
 
 const W: u32 = 96;

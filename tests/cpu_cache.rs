@@ -4,7 +4,7 @@
 
 mod common;
 
-use modnetmatte::{DeviceRequest, Engine, EngineConfig, Frame, PixelFormat, cpu_cache};
+use modnetmatte::{DeviceRequest, Engine, EngineConfig, Frame, PixelFormat, host::cpu_cache};
 
 #[test]
 fn an_engine_on_a_cpu_reuses_its_activations_and_the_matte_is_unchanged() {

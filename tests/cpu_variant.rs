@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use modnetmatte::model::{Model, cpu_variant, to_channels_last};
+use modnetmatte::net::model::{Model, cpu_variant, to_channels_last};
 use modnetmatte::{DeviceRequest, Engine, EngineConfig, Frame, PixelFormat, Precision};
 use tch::{Device, Kind, Tensor};
 

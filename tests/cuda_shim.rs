@@ -9,8 +9,8 @@ fn every_shim_entry_fails_cleanly_without_a_gpu() {
     if unsafe { cudarc::driver::sys::is_culib_present() } {
         return; // a GPU machine: scripts/gpu_check.sh runs the real thing
     }
-    assert!(modnetmatte::cuda::shim_built());
-    let said = modnetmatte::cuda::entries_without_gpu().expect("the shim loads");
+    assert!(modnetmatte::gpu::shim::shim_built());
+    let said = modnetmatte::gpu::shim::entries_without_gpu().expect("the shim loads");
     assert_eq!(said.len(), 7);
     for (i, r) in said.iter().enumerate() {
         let e = r.as_ref().expect_err("no GPU: every entry must fail");

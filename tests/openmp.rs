@@ -23,7 +23,7 @@ fn no_team_is_left_on_the_loading_thread() {
         let x = tch::Tensor::ones([4_000_000], (tch::Kind::Float, tch::Device::Cpu));
         let _ = (&x + 1.0).sum(tch::Kind::Float).double_value(&[]);
         let before = threads();
-        modnetmatte::openmp::release_team().expect("libgomp is libtorch's OpenMP");
+        modnetmatte::host::openmp::release_team().expect("libgomp is libtorch's OpenMP");
         (before, threads())
     })
     .join()

@@ -3,7 +3,7 @@
 
 mod common;
 
-use modnetmatte::model::Model;
+use modnetmatte::net::model::Model;
 use modnetmatte::{DeviceRequest, Engine, EngineConfig, Error, Frame, PixelFormat, Precision};
 
 fn engine(precision: Precision) -> Engine {
@@ -58,7 +58,7 @@ fn the_fp16_variant_stays_within_4_of_255_of_the_reference() {
     // The half-precision file precision=fp16 loads on CUDA, run here on libtorch's CPU
     // half kernels: same contract (float32 in and out), the real photo within 4/255
     // of onnxruntime at ref 512 (scripts/gpu_check.sh measures it on a GPU).
-    let variant = modnetmatte::model::fp16_variant(&common::model());
+    let variant = modnetmatte::net::model::fp16_variant(&common::model());
     assert!(
         variant.ends_with("modnet_photographic_fp16.pt"),
         "{}",
@@ -73,10 +73,10 @@ fn the_fp16_variant_stays_within_4_of_255_of_the_reference() {
         .to_luma16();
     let (w, h) = input.dimensions();
     let frame = Frame::packed(input.as_raw(), w, h, PixelFormat::Rgb);
-    let x = modnetmatte::preprocess::to_input(&frame, 512, tch::Device::Cpu).unwrap();
+    let x = modnetmatte::net::preprocess::to_input(&frame, 512, tch::Device::Cpu).unwrap();
     let out = model.forward(&x).unwrap();
     assert_eq!(out.kind(), tch::Kind::Float);
-    let matte = modnetmatte::postprocess::to_matte(&out, w, h).unwrap();
+    let matte = modnetmatte::net::postprocess::to_matte(&out, w, h).unwrap();
     let max = matte
         .alpha
         .iter()
@@ -93,7 +93,7 @@ fn the_fp16_variant_stays_within_4_of_255_of_the_reference() {
 
 #[test]
 fn the_fp16_variant_is_found_beside_the_model_or_its_link_target() {
-    use modnetmatte::model::fp16_variant;
+    use modnetmatte::net::model::fp16_variant;
     let dir = tempfile::tempdir().unwrap();
     let (real, linked) = (dir.path().join("real"), dir.path().join("linked"));
     std::fs::create_dir_all(&real).unwrap();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use modnetmatte::realtime::Newest;
+use modnetmatte::worker::newest::Newest;
 use modnetmatte::{Engine, EngineConfig};
 
 fn engine() -> Arc<Engine> {

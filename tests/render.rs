@@ -7,11 +7,12 @@ mod common;
 use std::sync::Arc;
 
 use modnetmatte::DevicePath;
-use modnetmatte::composite::{self, OwnedFrame};
-use modnetmatte::composite_tensor::{self, BackgroundCache, MatteHistory};
+use modnetmatte::OwnedFrame;
+use modnetmatte::composite;
+use modnetmatte::composite::spec::{BackgroundSource, OutputKind, OutputSpec};
+use modnetmatte::composite::tensor::{self, BackgroundCache, MatteHistory};
 use modnetmatte::frame::Plane;
-use modnetmatte::output::{BackgroundSource, OutputKind, OutputSpec};
-use modnetmatte::transfer::Transfer;
+use modnetmatte::gpu::transfer::Transfer;
 use modnetmatte::{Engine, EngineConfig, Frame, FrameMut, PixelFormat, YuvMatrix};
 use tch::{Device, Kind, Tensor};
 
@@ -125,8 +126,7 @@ fn tensor_output(
         .to_kind(Kind::Float)
         / 255.0;
     let result =
-        composite_tensor::output_planes(&mut background, spec, &planes, &frame.shape(), &matte)
-            .unwrap();
+        tensor::output_planes(&mut background, spec, &planes, &frame.shape(), &matte).unwrap();
     let download = transfer.download(result).unwrap();
     with_output(out, frame.width, frame.height, |o| {
         o.matrix = frame.matrix;
@@ -232,7 +232,7 @@ fn a_background_of_the_wrong_size_is_refused() {
     ));
     let planes = Transfer::new(Device::Cpu).unwrap().upload(&frame).unwrap();
     let matte = Tensor::zeros([8, 8], (Kind::Float, Device::Cpu));
-    let err = composite_tensor::output_planes(
+    let err = tensor::output_planes(
         &mut BackgroundCache::default(),
         &spec(OutputKind::Composite, BackgroundSource::Frame(bg)),
         &planes,

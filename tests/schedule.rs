@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use modnetmatte::schedule::Scheduler;
+use modnetmatte::worker::ordered::Scheduler;
 use modnetmatte::{Engine, EngineConfig};
 
 fn engine() -> Arc<Engine> {
@@ -95,7 +95,7 @@ fn jobs_run_on_the_engine_and_the_worker_is_joined_on_drop() {
 
 #[test]
 fn staged_jobs_issue_the_next_before_finishing_and_keep_order() {
-    use modnetmatte::schedule::Step;
+    use modnetmatte::worker::ordered::Step;
     use std::sync::Mutex;
     let engine = engine();
     for depth in 1..=3usize {

@@ -109,7 +109,7 @@ fn main() -> Result<()> {
 fn run(
     a: &Args,
     info: &gst_video::VideoInfo,
-    frame: &modnetmatte::composite::OwnedFrame,
+    frame: &modnetmatte::OwnedFrame,
     in_flight: u32,
     batch: u32,
     graphs: bool,

@@ -26,6 +26,10 @@ pub fn model() -> PathBuf {
     prepared("models/modnet_photographic.pt")
 }
 
+pub fn fixture(rel: &str) -> PathBuf {
+    prepared(&format!("data/fixtures/{rel}"))
+}
+
 /// The real-photo clip (1280x720 JPEG frames at 30/s, made by setup).
 pub fn clip_pattern() -> String {
     prepared("data/clip/frame_0000.jpg");

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use modnetmatte::FrameShape;
-use modnetmatte::composite::{self, OwnedFrame};
+use modnetmatte::OwnedFrame;
+use modnetmatte::composite;
 
 use super::Background;
 use super::settings::Settings;

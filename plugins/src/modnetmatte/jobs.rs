@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use gst_video::VideoFrameRef;
 use gst_video::prelude::*;
+use modnetmatte::composite::spec::OutputSpec;
 use modnetmatte::frame::{Plane, PlaneMut};
-use modnetmatte::graphs::Status as GraphStatus;
-use modnetmatte::output::OutputSpec;
-use modnetmatte::schedule::Step;
+use modnetmatte::gpu::graphs::Status as GraphStatus;
+use modnetmatte::worker::ordered::Step;
 use modnetmatte::{DevicePath, Engine, Frame, FrameMut, InFlight, Matte, StageTimings};
 
 use crate::formats::{to_pixel_format, yuv_matrix};

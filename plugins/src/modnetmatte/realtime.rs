@@ -1,5 +1,5 @@
 //! `pacing=realtime` on the CPU compositing path: every frame goes out at once with
-//! the newest matte, the network (`modnetmatte::realtime::Newest`) always works on the
+//! the newest matte, the network (`modnetmatte::worker::newest::Newest`) always works on the
 //! newest frame. Until the first matte of these caps exists a frame goes out with an
 //! all-background matte: the room is never shown, and the stream never stalls.
 
@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use modnetmatte::Engine;
-use modnetmatte::realtime::{Newest, own_matte_wait};
 use modnetmatte::temporal::{self, Temporal, TemporalConfig};
+use modnetmatte::worker::newest::{Newest, own_matte_wait};
 
 use super::jobs::{self, Done};
 use super::state::{Ctx, StreamError};

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use gst_base::prelude::*;
 use gst_video::VideoFrameRef;
-use modnetmatte::graphs::Mode;
-use modnetmatte::output::{BackgroundSource, OutputKind, OutputSpec};
-use modnetmatte::schedule::Scheduler;
+use modnetmatte::composite::spec::{BackgroundSource, OutputKind, OutputSpec};
+use modnetmatte::gpu::graphs::Mode;
 use modnetmatte::temporal::{self, Temporal, TemporalConfig};
+use modnetmatte::worker::ordered::Scheduler;
 use modnetmatte::{DevicePath, DeviceRequest, Engine, EngineConfig, FrameShape, composite};
 
 use super::background::{Backgrounds, Notes};

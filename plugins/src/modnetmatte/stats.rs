@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use modnetmatte::StageTimings;
-use modnetmatte::graphs::Status as GraphStatus;
-use modnetmatte::transfer;
+use modnetmatte::gpu::driver;
+use modnetmatte::gpu::graphs::Status as GraphStatus;
 
 #[derive(Debug, Default, Clone)]
 pub(super) struct Stats {
@@ -194,7 +194,7 @@ impl Stats {
         let per = |d: Duration, n: u64| if n == 0 { 0.0 } else { ms(d) / n as f64 };
         let (used, total) = self
             .cuda_ordinal
-            .and_then(transfer::device_memory)
+            .and_then(driver::device_memory)
             .unwrap_or((0, 0));
         let a = &self.ages;
         gst::Structure::builder("modnetmatte-stats")

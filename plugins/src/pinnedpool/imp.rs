@@ -65,7 +65,7 @@ impl BufferPoolImpl for PinnedBufferPool {
             Err(_) => return Err(gst::FlowError::Error),
         };
         match ordinal {
-            Some(i) => match modnetmatte::transfer::PinnedBuffer::new(i, size) {
+            Some(i) => match modnetmatte::gpu::pinned::PinnedBuffer::new(i, size) {
                 Ok(pinned) => Ok(gst::Buffer::from_mut_slice(pinned)),
                 Err(e) => {
                     gst::warning!(CAT, imp = self, "{e}; plain memory instead");

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use modnetmatte::composite::{self, OwnedFrame};
+use modnetmatte::OwnedFrame;
+use modnetmatte::composite;
+use modnetmatte::composite::spec::{BackgroundSource, OutputKind, OutputSpec};
 use modnetmatte::frame::parse_size;
-use modnetmatte::output::{BackgroundSource, OutputKind, OutputSpec};
-use modnetmatte::schedule::{Scheduler, Step};
+use modnetmatte::worker::ordered::{Scheduler, Step};
 use modnetmatte::{
     DevicePath, DeviceRequest, Engine, EngineConfig, FrameMut, InFlight, PixelFormat, Precision,
     StageTimings, YuvMatrix,
@@ -206,7 +207,7 @@ impl<'a> Bench<'a> {
             let batch = batch.max(1);
             let mut path = DevicePath::new(&self.engine)?;
             let mut last = Vec::new();
-            for _ in 0..(modnetmatte::graphs::MATTE_WARM_UP + 3) {
+            for _ in 0..(modnetmatte::gpu::graphs::MATTE_WARM_UP + 3) {
                 let frames = vec![self.frame.as_frame(); batch];
                 let flags = vec![true; batch];
                 let in_flight = path.run_batch(&self.engine, &self.spec, &frames, &flags, batch)?;
@@ -308,7 +309,7 @@ impl<'a> Bench<'a> {
             .a
             .warmup
             .div_ceil(batch as u32)
-            .max(modnetmatte::graphs::MATTE_WARM_UP + 3);
+            .max(modnetmatte::gpu::graphs::MATTE_WARM_UP + 3);
         let timed_jobs = self.a.frames.div_ceil(batch as u32).max(1);
         let mut seen = Seen::new(warm_jobs);
         for _ in 0..(warm_jobs + timed_jobs) {

@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use tch::{Device, Tensor};
 
-use crate::composite_tensor::{self, BackgroundCache, MatteHistory};
-use crate::engine::{Engine, StageTimings};
+use crate::composite::spec::{BackgroundSource, OutputKind, OutputSpec};
+use crate::composite::tensor::{self, BackgroundCache, MatteHistory};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, FrameMut, FrameShape};
-use crate::graphs::{self, BatchStages, Mode, OutputKey};
-use crate::output::{BackgroundSource, OutputKind, OutputSpec};
-use crate::transfer::{Download, MemoryUse, Transfer};
-use crate::{postprocess, preprocess};
+use crate::gpu::graphs::{self, BatchStages, Mode, OutputKey};
+use crate::gpu::transfer::{Download, MemoryUse, Transfer};
+use crate::net::engine::{Engine, StageTimings};
+use crate::net::{postprocess, preprocess};
 
 /// A frame on the device path whose output is still on its way (CUDA: being
 /// computed and copied back while the next frame is uploaded).
@@ -363,9 +363,7 @@ fn outputs(
         let (frame_planes, mattes) = x.split_at(b.n * per_frame);
         let mut out = Vec::new();
         for (p, m) in frame_planes.chunks(per_frame).zip(mattes) {
-            out.extend(composite_tensor::output_planes(
-                background, spec, p, &b.shape, m,
-            )?);
+            out.extend(tensor::output_planes(background, spec, p, &b.shape, m)?);
         }
         Ok(out)
     };

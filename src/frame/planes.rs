@@ -1,12 +1,12 @@
 //! A frame's planes as tensors (uint8 [rows, row bytes] each, as `Transfer::upload`
-//! and `preprocess::frame_planes` give them) taken apart into channels: the one place
+//! and `frame_planes` give them) taken apart into channels: the one place
 //! both preprocessing and the tensor compositing read pixel layouts from. No index
 //! tensors: on CUDA each would be a synchronous host-to-device copy per frame.
 
 use tch::Tensor;
 
 use crate::error::{Error, Result};
-use crate::frame::{FrameShape, PixelFormat};
+use crate::frame::{Frame, FrameShape, PixelFormat, Plane};
 
 /// Plane `i`, or an error naming it.
 pub fn plane(planes: &[Tensor], i: usize) -> Result<Tensor> {
@@ -70,4 +70,27 @@ pub fn yuv(planes: &[Tensor], shape: &FrameShape) -> Result<Yuv> {
         v,
         chroma_rows,
     })
+}
+
+/// A frame's planes as uint8 [rows, row_bytes] tensors on the CPU, padding dropped.
+pub fn frame_planes(frame: &Frame<'_>) -> Result<Vec<Tensor>> {
+    frame.validate()?;
+    frame
+        .format
+        .plane_sizes(frame.width as usize, frame.height as usize)
+        .into_iter()
+        .zip(&frame.planes)
+        .map(|((row_bytes, rows), plane)| plane_tensor(plane, rows as i64, row_bytes as i64))
+        .collect()
+}
+
+/// A plane as a [rows, row_bytes] uint8 tensor (one copy of the bytes it spans).
+fn plane_tensor(plane: &Plane<'_>, rows: i64, row_bytes: i64) -> Result<Tensor> {
+    let used = plane.stride * (rows as usize - 1) + row_bytes as usize;
+    let raw = Tensor::from_slice(&plane.data[..used]);
+    if plane.stride as i64 == row_bytes {
+        Ok(raw.f_view([rows, row_bytes])?)
+    } else {
+        Ok(raw.f_as_strided([rows, row_bytes], [plane.stride as i64, 1], None)?)
+    }
 }

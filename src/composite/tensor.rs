@@ -9,11 +9,12 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::composite::{self, OwnedFrame, blur};
+use crate::composite::spec::{BackgroundSource, OutputKind, OutputSpec};
+use crate::composite::{self, blur};
 use crate::error::{Error, Result};
+use crate::frame::OwnedFrame;
+use crate::frame::planes;
 use crate::frame::{FrameShape, PixelFormat};
-use crate::output::{BackgroundSource, OutputKind, OutputSpec};
-use crate::planes;
 
 /// The mattes a stream has seen: the last raw one and the EMA.
 #[derive(Debug, Default)]
@@ -113,7 +114,7 @@ impl BackgroundCache {
 }
 
 /// The frame's output planes (uint8 [rows, row_bytes] each, tight) from its input
-/// planes (as `preprocess::frame_planes`), its shape and the final matte (float
+/// planes (as `frame::planes::frame_planes`), its shape and the final matte (float
 /// [h,w]); the background frame comes from (and is uploaded once into) `background`.
 pub fn output_planes(
     background: &mut BackgroundCache,

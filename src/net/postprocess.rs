@@ -109,7 +109,7 @@ mod tests {
             let transposed = m.transpose(2, 3).contiguous().transpose(2, 3);
             for input in [
                 m.shallow_clone(),
-                crate::model::to_channels_last(&m).unwrap(),
+                crate::net::model::to_channels_last(&m).unwrap(),
                 transposed,
             ] {
                 let got = to_matte(&input, w, h).unwrap();

@@ -18,11 +18,11 @@ use std::sync::Arc;
 
 use tch::Tensor;
 
-use crate::composite::OwnedFrame;
-use crate::cuda;
+use crate::composite::spec::{BackgroundSource, OutputKind, OutputSpec};
 use crate::error::{Error, Result};
 use crate::frame::FrameShape;
-use crate::output::{BackgroundSource, OutputKind, OutputSpec};
+use crate::frame::OwnedFrame;
+use crate::gpu::shim;
 
 /// Plain runs before a capture. MODNet's forward needs at least 5: TorchScript's
 /// profiling executor specialises over its first runs.
@@ -48,7 +48,7 @@ pub enum Mode {
 }
 
 enum Captured {
-    Cuda(cuda::Graph),
+    Cuda(shim::Graph),
     Emulated,
 }
 
@@ -119,7 +119,7 @@ impl Stage {
         if self.runs >= self.warm_up {
             let statics = &self.inputs;
             let captured = match mode {
-                Mode::Cuda(ordinal) => cuda::Graph::capture(ordinal, || work(statics))
+                Mode::Cuda(ordinal) => shim::Graph::capture(ordinal, || work(statics))
                     .map(|(g, outs)| (Captured::Cuda(g), outs)),
                 _ => work(statics).map(|outs| (Captured::Emulated, outs)),
             };

@@ -22,8 +22,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::net::engine::Engine;
 
 type Job<R> = Box<dyn FnOnce(&Engine) -> R + Send>;
 

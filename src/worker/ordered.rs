@@ -13,8 +13,8 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::net::engine::Engine;
 
 /// What a job gives back: its result, or (the device path) work issued to the GPU
 /// and the rest to run once the worker has issued the next job, so that frame N+1

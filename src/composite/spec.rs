@@ -2,7 +2,7 @@
 //! smoothing): one description both compositing paths (`composite` on the CPU,
 //! `composite_tensor` on the network's device) follow.
 
-use crate::composite::OwnedFrame;
+use crate::frame::OwnedFrame;
 use crate::frame::PixelFormat;
 
 /// What comes out of the element for each frame.

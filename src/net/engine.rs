@@ -7,16 +7,16 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::cpu_cache;
-use crate::cuda;
-use crate::device::{self, DeviceRequest};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
-use crate::graphs::Mode;
-use crate::model::{Model, Precision};
-use crate::openmp;
-use crate::postprocess::{self, Matte};
-use crate::preprocess::{self, MIN_SIDE};
+use crate::gpu::graphs::Mode;
+use crate::gpu::shim;
+use crate::host::cpu_cache;
+use crate::host::device::{self, DeviceRequest};
+use crate::host::openmp;
+use crate::net::model::{Model, Precision};
+use crate::net::postprocess::{self, Matte};
+use crate::net::preprocess::{self, MIN_SIDE};
 
 /// Largest accepted `ref_size`: beyond it MODNet's receptive field no longer covers a
 /// portrait and the cost explodes (246 GFLOP a frame at 1088).
@@ -109,7 +109,7 @@ pub struct Engine {
     /// On CUDA, the stream from libtorch's pool that the device path runs on (the
     /// legacy default stream serialises with every blocking stream and cannot be
     /// captured); `None` on a CPU or where the stream API is unavailable.
-    stream: Option<cuda::Stream>,
+    stream: Option<shim::Stream>,
 }
 
 impl Engine {
@@ -149,7 +149,7 @@ impl Engine {
                 // Algorithm choice per convolution shape, made in the warm-up runs
                 // (before any capture).
                 tch::Cuda::cudnn_set_benchmark(true);
-                match cuda::Stream::from_pool(i) {
+                match shim::Stream::from_pool(i) {
                     Ok(s) => Some(s),
                     Err(e) => {
                         device_note += &format!(

@@ -62,7 +62,7 @@ pub fn shim_built() -> bool {
 fn shim() -> std::result::Result<&'static Shim, String> {
     static SHIM: OnceLock<std::result::Result<Shim, String>> = OnceLock::new();
     SHIM.get_or_init(|| {
-        crate::device::load_cuda_runtime()?;
+        crate::host::device::load_cuda_runtime()?;
         load()
     })
     .as_ref()

@@ -21,8 +21,10 @@ use std::sync::{Arc, Mutex};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
+use crate::frame::planes;
 use crate::frame::{Frame, FrameMut};
-use crate::preprocess;
+use crate::gpu::driver::{cuda_context, cuda_err};
+use crate::gpu::pinned::{PinnedBuffer, is_pinned};
 
 /// Where a frame's bytes stand, for stats.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,116 +33,6 @@ pub struct MemoryUse {
     pub pinned_bytes: usize,
     /// Device memory held for transfers (upload slots).
     pub device_bytes: usize,
-}
-
-/// A page-locked host buffer (cuMemHostAlloc), registered so that frames already in
-/// one (a buffer pool's, say) can be recognised and copied without staging.
-pub struct PinnedBuffer {
-    ptr: *mut u8,
-    len: usize,
-}
-
-// SAFETY: the buffer is plain host memory owned by this value alone.
-unsafe impl Send for PinnedBuffer {}
-// SAFETY: shared access is read-only through &self.
-unsafe impl Sync for PinnedBuffer {}
-
-static PINNED: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
-
-impl PinnedBuffer {
-    /// `len` bytes of page-locked memory, zeroed. Needs a CUDA driver and context
-    /// (see `cuda_context`); the error says why not.
-    pub fn new(ordinal: usize, len: usize) -> Result<Self> {
-        let ctx = cuda_context(ordinal)?;
-        ctx.bind_to_thread().map_err(cuda_err("bind the context"))?;
-        // SAFETY: a fresh allocation of `len` bytes (at least 1), freed in Drop.
-        let ptr = unsafe {
-            cudarc::driver::result::malloc_host(
-                len.max(1),
-                cudarc::driver::sys::CU_MEMHOSTALLOC_PORTABLE,
-            )
-        }
-        .map_err(cuda_err("allocate page-locked memory"))?
-        .cast::<u8>();
-        // SAFETY: `ptr` points to `len` writable bytes.
-        unsafe { std::ptr::write_bytes(ptr, 0, len) };
-        if let Ok(mut reg) = PINNED.lock() {
-            reg.push((ptr as usize, len));
-        }
-        Ok(Self { ptr, len })
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-impl AsRef<[u8]> for PinnedBuffer {
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: `ptr` is valid for `len` bytes for the life of self.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
-    }
-}
-
-impl AsMut<[u8]> for PinnedBuffer {
-    fn as_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as above, and &mut self is exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
-    }
-}
-
-impl Drop for PinnedBuffer {
-    fn drop(&mut self) {
-        if let Ok(mut reg) = PINNED.lock() {
-            reg.retain(|&(p, _)| p != self.ptr as usize);
-        }
-        // SAFETY: allocated by malloc_host and freed once. A failure leaks it.
-        let _ = unsafe { cudarc::driver::result::free_host(self.ptr.cast()) };
-    }
-}
-
-/// Whether `data` lies inside one page-locked buffer of ours.
-pub fn is_pinned(data: &[u8]) -> bool {
-    let (start, end) = (data.as_ptr() as usize, data.as_ptr() as usize + data.len());
-    PINNED
-        .lock()
-        .map(|reg| reg.iter().any(|&(p, l)| start >= p && end <= p + l))
-        .unwrap_or(false)
-}
-
-/// The CUDA primary context of device `ordinal` (the one libtorch uses), or why not.
-/// cudarc panics without a driver, so the library is checked first.
-pub fn cuda_context(ordinal: usize) -> Result<Arc<cudarc::driver::CudaContext>> {
-    // SAFETY: only tries to dlopen the driver library.
-    if !unsafe { cudarc::driver::sys::is_culib_present() } {
-        return Err(Error::Device {
-            device: format!("cuda:{ordinal}"),
-            reason: "no NVIDIA driver (libcuda not found)".into(),
-        });
-    }
-    cudarc::driver::CudaContext::new(ordinal).map_err(|e| Error::Device {
-        device: format!("cuda:{ordinal}"),
-        reason: format!("cannot open its context: {e}"),
-    })
-}
-
-/// Device memory use of `ordinal` as the driver sees it (used, total), all processes.
-pub fn device_memory(ordinal: usize) -> Option<(usize, usize)> {
-    let ctx = cuda_context(ordinal).ok()?;
-    ctx.bind_to_thread().ok()?;
-    let (free, total) = cudarc::driver::result::mem_get_info().ok()?;
-    Some((total.saturating_sub(free), total))
-}
-
-fn cuda_err(what: &'static str) -> impl Fn(cudarc::driver::DriverError) -> Error {
-    move |e| Error::Device {
-        device: "cuda".into(),
-        reason: format!("cannot {what}: {e}"),
-    }
 }
 
 /// Moves frames up and results down; one per running stream (element), reused
@@ -192,7 +84,7 @@ impl Transfer {
     pub fn upload(&mut self, frame: &Frame<'_>) -> Result<Vec<Tensor>> {
         frame.validate()?;
         match &mut self.cuda {
-            None => Ok(preprocess::frame_planes(frame)?
+            None => Ok(planes::frame_planes(frame)?
                 .into_iter()
                 .map(|p| p.f_to_device(self.device))
                 .collect::<std::result::Result<Vec<_>, _>>()?),
@@ -244,6 +136,7 @@ enum DownloadKind {
         event: cudarc::driver::sys::CUevent,
         pool: Arc<Mutex<Vec<PinnedBuffer>>>,
         ctx: Arc<cudarc::driver::CudaContext>,
+        ordinal: usize,
     },
 }
 
@@ -267,12 +160,18 @@ impl Download {
                 unsafe { std::slice::from_raw_parts(t.data_ptr() as *const u8, t.numel()) }
             }
             DownloadKind::Cuda {
-                buffer, event, ctx, ..
+                buffer,
+                event,
+                ctx,
+                ordinal,
+                ..
             } => {
-                ctx.bind_to_thread().map_err(cuda_err("bind the context"))?;
+                let ordinal = *ordinal;
+                ctx.bind_to_thread()
+                    .map_err(cuda_err(ordinal, "bind the context"))?;
                 // SAFETY: the event is alive until Drop.
                 unsafe { cudarc::driver::result::event::synchronize(*event) }
-                    .map_err(cuda_err("wait for the download"))?;
+                    .map_err(cuda_err(ordinal, "wait for the download"))?;
                 buffer.as_ref().map(|b| b.as_ref()).unwrap_or(&[])
             }
         };
@@ -357,8 +256,10 @@ impl CudaLink {
         use cudarc::driver::result::{event, stream};
         use cudarc::driver::sys::CUevent_flags::CU_EVENT_DISABLE_TIMING;
         let ctx = cuda_context(ordinal)?;
-        ctx.bind_to_thread().map_err(cuda_err("bind the context"))?;
-        let ev = || event::create(CU_EVENT_DISABLE_TIMING).map_err(cuda_err("create an event"));
+        ctx.bind_to_thread()
+            .map_err(cuda_err(ordinal, "bind the context"))?;
+        let ev =
+            || event::create(CU_EVENT_DISABLE_TIMING).map_err(cuda_err(ordinal, "create an event"));
         let slot = || -> Result<Slot> {
             Ok(Slot {
                 staging: None,
@@ -368,8 +269,10 @@ impl CudaLink {
                 used: false,
             })
         };
-        let new_stream =
-            || stream::create(stream::StreamKind::NonBlocking).map_err(cuda_err("create a stream"));
+        let new_stream = || {
+            stream::create(stream::StreamKind::NonBlocking)
+                .map_err(cuda_err(ordinal, "create a stream"))
+        };
         Ok(Self {
             ordinal,
             upload_stream: new_stream()?,
@@ -385,18 +288,18 @@ impl CudaLink {
     /// libtorch's stream on this thread: where the work reading our uploads and
     /// writing our results is issued (tch's operations follow the current stream).
     fn torch_stream(&self) -> cudarc::driver::sys::CUstream {
-        crate::cuda::current_stream(self.ordinal)
+        crate::gpu::shim::current_stream(self.ordinal)
     }
 
     fn release(&mut self) -> Result<()> {
         use cudarc::driver::result::event;
         self.ctx
             .bind_to_thread()
-            .map_err(cuda_err("bind the context"))?;
+            .map_err(cuda_err(self.ordinal, "bind the context"))?;
         let k = self.current.unwrap_or(0);
         // SAFETY: handles alive as long as self.
         unsafe { event::record(self.slots[k].consumed, self.torch_stream()) }
-            .map_err(cuda_err("record an event"))
+            .map_err(cuda_err(self.ordinal, "record an event"))
     }
 
     fn memory(&self) -> MemoryUse {
@@ -414,7 +317,7 @@ impl CudaLink {
     fn upload(&mut self, frame: &Frame<'_>, sync: bool) -> Result<Vec<Tensor>> {
         self.ctx
             .bind_to_thread()
-            .map_err(cuda_err("bind the context"))?;
+            .map_err(cuda_err(self.ordinal, "bind the context"))?;
         let layout = frame
             .format
             .plane_sizes(frame.width as usize, frame.height as usize);
@@ -444,7 +347,7 @@ impl CudaLink {
             unsafe {
                 cudarc::driver::result::memcpy_htod_async(base + at as u64, src, self.upload_stream)
             }
-            .map_err(cuda_err("copy a frame to the device"))?;
+            .map_err(cuda_err(self.ordinal, "copy a frame to the device"))?;
             let t = device.f_as_strided(
                 [*rows as i64, *row as i64],
                 [plane.stride as i64, 1],
@@ -480,9 +383,10 @@ impl CudaLink {
             // is done.
             // SAFETY: handles alive as long as self.
             unsafe {
-                event::record(slot.consumed, torch).map_err(cuda_err("record an event"))?;
+                event::record(slot.consumed, torch)
+                    .map_err(cuda_err(self.ordinal, "record an event"))?;
                 stream::wait_event(self.upload_stream, slot.consumed, WAIT_DEFAULT)
-                    .map_err(cuda_err("order the upload"))?;
+                    .map_err(cuda_err(self.ordinal, "order the upload"))?;
             }
         }
         let device = slot
@@ -494,10 +398,11 @@ impl CudaLink {
         // (normally long done) before overwriting it.
         if slot.used {
             // SAFETY: events live as long as the slot.
-            unsafe { event::synchronize(slot.uploaded) }.map_err(cuda_err("wait for an upload"))?;
+            unsafe { event::synchronize(slot.uploaded) }
+                .map_err(cuda_err(self.ordinal, "wait for an upload"))?;
             // Do not overwrite the device buffer before libtorch has read it.
             unsafe { stream::wait_event(self.upload_stream, slot.consumed, WAIT_DEFAULT) }
-                .map_err(cuda_err("order the upload"))?;
+                .map_err(cuda_err(self.ordinal, "order the upload"))?;
         }
         Ok((k, device))
     }
@@ -544,7 +449,7 @@ impl CudaLink {
                 self.upload_stream,
             )
         }
-        .map_err(cuda_err("copy a frame to the device"))?;
+        .map_err(cuda_err(self.ordinal, "copy a frame to the device"))?;
         self.finish_upload(k, sync)?;
         Ok(planes)
     }
@@ -558,11 +463,12 @@ impl CudaLink {
         // SAFETY: handles alive as long as self.
         unsafe {
             event::record(slot.uploaded, self.upload_stream)
-                .map_err(cuda_err("record an event"))?;
+                .map_err(cuda_err(self.ordinal, "record an event"))?;
             stream::wait_event(torch, slot.uploaded, WAIT_DEFAULT)
-                .map_err(cuda_err("order the network after the upload"))?;
+                .map_err(cuda_err(self.ordinal, "order the network after the upload"))?;
             if sync {
-                event::synchronize(slot.uploaded).map_err(cuda_err("wait for an upload"))?;
+                event::synchronize(slot.uploaded)
+                    .map_err(cuda_err(self.ordinal, "wait for an upload"))?;
             }
         }
         Ok(())
@@ -573,7 +479,7 @@ impl CudaLink {
         use cudarc::driver::sys::CUevent_flags::CU_EVENT_DISABLE_TIMING;
         self.ctx
             .bind_to_thread()
-            .map_err(cuda_err("bind the context"))?;
+            .map_err(cuda_err(self.ordinal, "bind the context"))?;
         let all = all.f_contiguous()?;
         let n = all.numel();
         let k = self.current.unwrap_or(0);
@@ -582,9 +488,10 @@ impl CudaLink {
         let ready = self.slots[k].consumed;
         // SAFETY: handles alive as long as self.
         unsafe {
-            event::record(ready, self.torch_stream()).map_err(cuda_err("record an event"))?;
+            event::record(ready, self.torch_stream())
+                .map_err(cuda_err(self.ordinal, "record an event"))?;
             stream::wait_event(self.download_stream, ready, WAIT_DEFAULT)
-                .map_err(cuda_err("order the download"))?;
+                .map_err(cuda_err(self.ordinal, "order the download"))?;
         }
         let reused = self.out_pool.lock().ok().and_then(|mut p| {
             let i = p.iter().position(|b| b.len() >= n)?;
@@ -594,7 +501,8 @@ impl CudaLink {
             Some(b) => b,
             None => PinnedBuffer::new(self.ordinal, n)?,
         };
-        let done = event::create(CU_EVENT_DISABLE_TIMING).map_err(cuda_err("create an event"))?;
+        let done = event::create(CU_EVENT_DISABLE_TIMING)
+            .map_err(cuda_err(self.ordinal, "create an event"))?;
         // SAFETY: the source tensor stays alive in the Download until the event has
         // passed, and the pinned destination is not touched before then either.
         unsafe {
@@ -603,10 +511,12 @@ impl CudaLink {
                 all.data_ptr() as u64,
                 self.download_stream,
             )
-            .map_err(cuda_err("copy the result to the host"))?;
-            event::record(done, self.download_stream).map_err(cuda_err("record an event"))?;
+            .map_err(cuda_err(self.ordinal, "copy the result to the host"))?;
+            event::record(done, self.download_stream)
+                .map_err(cuda_err(self.ordinal, "record an event"))?;
             if sync {
-                event::synchronize(done).map_err(cuda_err("wait for the download"))?;
+                event::synchronize(done)
+                    .map_err(cuda_err(self.ordinal, "wait for the download"))?;
             }
         }
         Ok(Download {
@@ -617,6 +527,7 @@ impl CudaLink {
                 event: done,
                 pool: self.out_pool.clone(),
                 ctx: self.ctx.clone(),
+                ordinal: self.ordinal,
             },
         })
     }
@@ -646,6 +557,8 @@ impl Drop for CudaLink {
 mod tests {
     use super::*;
     use crate::frame::PixelFormat;
+    use crate::gpu::driver::device_memory;
+    use crate::gpu::pinned::is_pinned;
 
     #[test]
     fn cpu_round_trip_keeps_planes_and_strides() {

@@ -5,8 +5,8 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::error::Result;
-use crate::frame::{Frame, FrameShape, PackedRgb, Plane};
-use crate::planes;
+use crate::frame::planes;
+use crate::frame::{Frame, FrameShape, PackedRgb};
 
 /// No side of the network input is ever smaller than this (MODNet downsamples by 32).
 pub const MIN_SIDE: u32 = 32;
@@ -77,7 +77,7 @@ pub fn to_input_as(
     {
         return area_channels_last(frame, p, rw as usize, rh as usize);
     }
-    let planes = frame_planes(frame)?
+    let planes = planes::frame_planes(frame)?
         .into_iter()
         .map(|p| p.f_to_device(device))
         .collect::<std::result::Result<Vec<_>, _>>()?;
@@ -192,18 +192,6 @@ fn area_channels_last(frame: &Frame<'_>, p: PackedRgb, rw: usize, rh: usize) -> 
     Ok(input.f_permute([0, 3, 1, 2])?)
 }
 
-/// A frame's planes as uint8 [rows, row_bytes] tensors on the CPU, padding dropped.
-pub fn frame_planes(frame: &Frame<'_>) -> Result<Vec<Tensor>> {
-    frame.validate()?;
-    frame
-        .format
-        .plane_sizes(frame.width as usize, frame.height as usize)
-        .into_iter()
-        .zip(&frame.planes)
-        .map(|((row_bytes, rows), plane)| plane_tensor(plane, rows as i64, row_bytes as i64))
-        .collect()
-}
-
 /// The network input from a frame's planes (uint8 [rows, row_bytes] each, on the
 /// network's device, as `frame_planes` or the CUDA upload gives them) of a frame of
 /// this shape.
@@ -223,7 +211,7 @@ pub fn planes_to_input_as(
     if layout == Layout::ChannelsLast {
         // The uncommon channels-last cases (YUV, frames smaller than the input, the
         // device path's planes): one layout copy, of the network-sized input.
-        return crate::model::to_channels_last(&planes_to_input(planes, frame, ref_size)?);
+        return crate::net::model::to_channels_last(&planes_to_input(planes, frame, ref_size)?);
     }
     if let Some(channels) = planes::rgb_channels(planes, frame)? {
         let chw = Tensor::f_stack(&channels, 0)?.f_unsqueeze(0)?;
@@ -252,17 +240,6 @@ pub fn planes_to_input_as(
     Ok(x.f_contiguous()?)
 }
 
-/// A plane as a [rows, row_bytes] uint8 tensor (one copy of the bytes it spans).
-fn plane_tensor(plane: &Plane<'_>, rows: i64, row_bytes: i64) -> Result<Tensor> {
-    let used = plane.stride * (rows as usize - 1) + row_bytes as usize;
-    let raw = Tensor::from_slice(&plane.data[..used]);
-    if plane.stride as i64 == row_bytes {
-        Ok(raw.f_view([rows, row_bytes])?)
-    } else {
-        Ok(raw.f_as_strided([rows, row_bytes], [plane.stride as i64, 1], None)?)
-    }
-}
-
 /// Area averaging when shrinking in both directions (the official choice), bilinear
 /// (align_corners = false) otherwise.
 pub fn resize(x: &Tensor, width: i64, height: i64) -> Result<Tensor> {
@@ -281,7 +258,7 @@ pub fn resize(x: &Tensor, width: i64, height: i64) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{Frame, PixelFormat, YuvMatrix};
+    use crate::frame::{Frame, PixelFormat, Plane, YuvMatrix};
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
         (a - b).abs().max().double_value(&[])

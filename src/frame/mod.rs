@@ -4,6 +4,11 @@
 
 use crate::error::{Error, Result};
 
+pub mod owned;
+pub mod planes;
+
+pub use owned::OwnedFrame;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PixelFormat {
     Rgb,

@@ -1,0 +1,41 @@
+//! Entering CUDA's driver API through cudarc: the primary context, memory figures,
+//! and driver errors worded with the device they came from. cudarc panics without a
+//! driver library, so every entry checks for it first.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// The CUDA primary context of device `ordinal` (the one libtorch uses), or why not.
+/// cudarc panics without a driver, so the library is checked first.
+pub fn cuda_context(ordinal: usize) -> Result<Arc<cudarc::driver::CudaContext>> {
+    // SAFETY: only tries to dlopen the driver library.
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return Err(Error::Device {
+            device: format!("cuda:{ordinal}"),
+            reason: "no NVIDIA driver (libcuda not found)".into(),
+        });
+    }
+    cudarc::driver::CudaContext::new(ordinal).map_err(|e| Error::Device {
+        device: format!("cuda:{ordinal}"),
+        reason: format!("cannot open its context: {e}"),
+    })
+}
+
+/// Device memory use of `ordinal` as the driver sees it (used, total), all processes.
+pub fn device_memory(ordinal: usize) -> Option<(usize, usize)> {
+    let ctx = cuda_context(ordinal).ok()?;
+    ctx.bind_to_thread().ok()?;
+    let (free, total) = cudarc::driver::result::mem_get_info().ok()?;
+    Some((total.saturating_sub(free), total))
+}
+
+pub(crate) fn cuda_err(
+    ordinal: usize,
+    what: &'static str,
+) -> impl Fn(cudarc::driver::DriverError) -> Error {
+    move |e| Error::Device {
+        device: format!("cuda:{ordinal}"),
+        reason: format!("cannot {what}: {e}"),
+    }
+}

@@ -1,0 +1,10 @@
+//! The network: a frame becomes the model's input (`preprocess`), runs through the
+//! TorchScript model and its precision variants (`model`), and comes back as a matte
+//! at the frame's size (`postprocess`). `engine` ties them to a device and a stream;
+//! `device_path` keeps a batch of frames on the GPU from upload to download.
+
+pub mod device_path;
+pub mod engine;
+pub mod model;
+pub mod postprocess;
+pub mod preprocess;

@@ -3,9 +3,9 @@
 //! 1. torch-sys sets no rpath: without one, every binary, test and bench of this crate
 //!    needs LD_LIBRARY_PATH to find libtorch. Embed libtorch's lib folder instead.
 //! 2. Compile the caching CPU allocator (csrc/cpu_cache.cpp, against libtorch's c10
-//!    headers) into this crate; src/cpu_cache.rs installs it.
+//!    headers) into this crate; src/host/cpu_cache.rs installs it.
 //! 3. Build the CUDA shim (csrc/cuda_shim.cpp: libtorch's stream and CUDA-graph API)
-//!    into a shared library of its own, which src/cuda.rs embeds and dlopens at run
+//!    into a shared library of its own, which src/gpu/shim.rs embeds and dlopens at run
 //!    time after libtorch_cuda.so. It is linked against nothing (its libtorch symbols
 //!    resolve at load), so the binaries still run where no CUDA library exists.
 //!    Headers: libtorch's, plus CUDA's runtime headers from the PyPI wheels
@@ -47,7 +47,7 @@ fn main() {
         Ok(()) => String::new(),
         Err(e) => {
             println!("cargo:warning=CUDA shim not built ({e}): CUDA will run without graphs");
-            // An empty file: src/cuda.rs says at run time that the shim is missing.
+            // An empty file: src/gpu/shim.rs says at run time that the shim is missing.
             std::fs::write(&shim, b"").expect("write to OUT_DIR");
             e
         }

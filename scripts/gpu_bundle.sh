@@ -9,8 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 [ -f data/fixtures/reference/astronaut_ref512_matte.png ] || bash scripts/test.sh
-cargo build --release --quiet --bin matte-image --bin engine-bench
-cargo build --release --quiet -p modnetmatte-cli --bin element-bench
+cargo build --release --quiet -p modnetmatte-cli --bin matte-image --bin engine-bench --bin element-bench
 b=target/gpu-bundle
 rm -rf "$b" && mkdir -p "$b/lib"
 for bin in matte-image engine-bench element-bench; do

@@ -1,5 +1,5 @@
 //! The engine leaves no spare OpenMP team behind on the threads that load the model
-//! and warm it up (src/openmp.rs): spare teams make libgomp's threads sleep and wake
+//! and warm it up (src/host/openmp.rs): spare teams make libgomp's threads sleep and wake
 //! between every parallel region of the network's worker (585 context switches per
 //! 720p frame in the element, 7-32 without).
 

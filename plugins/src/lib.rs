@@ -17,6 +17,8 @@ gst::plugin_define!(
     env!("CARGO_PKG_DESCRIPTION"),
     plugin_init,
     env!("CARGO_PKG_VERSION"),
+    // Cargo.toml's MIT, in the spelling GStreamer's list of licences knows (it
+    // refuses to load a plugin whose licence is not on the list).
     "MIT/X11",
     env!("CARGO_PKG_NAME"),
     env!("CARGO_PKG_NAME"),

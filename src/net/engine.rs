@@ -133,7 +133,7 @@ impl Engine {
         };
         if !resolved.device.is_cuda() {
             // Activations reused between passes instead of page-faulted in anew
-            // (src/cpu_cache.rs); without it the default allocator stays, slower.
+            // (src/host/cpu_cache.rs); without it the default allocator stays, slower.
             if let Err(e) = cpu_cache::install() {
                 device_note += &format!("; no caching allocator ({e})");
             }
@@ -163,7 +163,7 @@ impl Engine {
         };
         // The load's probe pass made an OpenMP team on this thread; the network
         // runs elsewhere (the element's worker), and spare teams cost every pass
-        // (src/openmp.rs).
+        // (src/host/openmp.rs).
         if let Err(e) = openmp::release_team() {
             device_note += &format!("; OpenMP teams kept ({e})");
         }

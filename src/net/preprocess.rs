@@ -161,7 +161,7 @@ fn area_channels_last(frame: &Frame<'_>, p: PackedRgb, rw: usize, rh: usize) -> 
     let cols = area_windows(w, rw);
     let rows = area_windows(h, rh);
     // The tensor is written in place: a fresh buffer of this size per frame would be
-    // page-faulted in anew, while libtorch's allocator (src/cpu_cache.rs) reuses one.
+    // page-faulted in anew, while libtorch's allocator (src/host/cpu_cache.rs) reuses one.
     let input = Tensor::f_empty([1, rh as i64, rw as i64, 3], (Kind::Float, Device::Cpu))?;
     let len = rh * rw * 3;
     // SAFETY: `input` is a new contiguous float32 CPU tensor of exactly `len` values,

@@ -1,5 +1,5 @@
 """MODNet's reference preprocessing, mirrored exactly by the Rust engine
-(src/preprocess.rs): the same size rule and the same libtorch resize operators, so
+(src/net/preprocess.rs): the same size rule and the same libtorch resize operators, so
 that a matte from the Rust engine and one from this module can be compared pixel
 for pixel."""
 

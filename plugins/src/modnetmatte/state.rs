@@ -507,9 +507,10 @@ impl State {
         };
         match finished {
             Ok(done) => {
+                // A failed result is reported and dropped; the ones after it still go out.
                 for d in done {
-                    if self.complete(ctx, d).is_err() {
-                        break;
+                    if let Err(e) = self.complete(ctx, d) {
+                        gst::warning!(CAT, obj = ctx.obj, "dropping a result at drain: {e:?}");
                     }
                 }
             }

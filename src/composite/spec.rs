@@ -2,8 +2,7 @@
 //! smoothing): one description both compositing paths (`composite` on the CPU,
 //! `composite_tensor` on the network's device) follow.
 
-use crate::frame::OwnedFrame;
-use crate::frame::PixelFormat;
+use crate::frame::{OwnedFrame, PixelFormat};
 
 /// What comes out of the element for each frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,9 +12,7 @@ use tch::{Device, Kind, Tensor};
 use crate::composite::spec::{BackgroundSource, OutputKind, OutputSpec};
 use crate::composite::{self, blur};
 use crate::error::{Error, Result};
-use crate::frame::OwnedFrame;
-use crate::frame::planes;
-use crate::frame::{FrameShape, PixelFormat};
+use crate::frame::{FrameShape, OwnedFrame, PixelFormat, planes};
 
 /// The mattes a stream has seen: the last raw one and the EMA.
 #[derive(Debug, Default)]

@@ -6,11 +6,28 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
+/// Whether the NVIDIA driver library can be loaded (cudarc panics without it).
+pub fn driver_present() -> bool {
+    // SAFETY: only tries to dlopen the driver library.
+    unsafe { cudarc::driver::sys::is_culib_present() }
+}
+
+/// For the tests of the driverless case: true, and says so, where a driver is
+/// present (a GPU machine runs scripts/gpu_check.sh instead), so that a skip is never
+/// mistaken for a pass.
+#[doc(hidden)]
+pub fn skips_with_a_driver() -> bool {
+    let present = driver_present();
+    if present {
+        eprintln!("skipped: a CUDA driver is present (this test checks the driverless case)");
+    }
+    present
+}
+
 /// The CUDA primary context of device `ordinal` (the one libtorch uses), or why not.
 /// cudarc panics without a driver, so the library is checked first.
 pub fn cuda_context(ordinal: usize) -> Result<Arc<cudarc::driver::CudaContext>> {
-    // SAFETY: only tries to dlopen the driver library.
-    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+    if !driver_present() {
         return Err(Error::Device {
             device: format!("cuda:{ordinal}"),
             reason: "no NVIDIA driver (libcuda not found)".into(),

@@ -20,8 +20,7 @@ use tch::Tensor;
 
 use crate::composite::spec::{BackgroundSource, OutputKind, OutputSpec};
 use crate::error::{Error, Result};
-use crate::frame::FrameShape;
-use crate::frame::OwnedFrame;
+use crate::frame::{FrameShape, OwnedFrame};
 use crate::gpu::shim;
 
 /// Plain runs before a capture. MODNet's forward needs at least 5: TorchScript's
@@ -446,11 +445,7 @@ mod tests {
 
     #[test]
     fn on_a_cpu_a_cuda_capture_fails_once_and_the_stage_stays_plain() {
-        // SAFETY: only probes for the driver library.
-        if unsafe { cudarc::driver::sys::is_culib_present() } {
-            // These cases need a machine without a driver; a GPU machine runs
-            // scripts/gpu_check.sh instead. Said, so a skip is never mistaken for a pass.
-            eprintln!("skipped: a CUDA driver is present (this test checks the driverless case)");
+        if crate::gpu::driver::skips_with_a_driver() {
             return;
         }
         let mut stage = Stage::new(1);

@@ -341,11 +341,7 @@ mod tests {
 
     #[test]
     fn without_a_driver_everything_is_an_error_not_a_crash() {
-        // SAFETY: only probes for the driver library.
-        if unsafe { cudarc::driver::sys::is_culib_present() } {
-            // These cases need a machine without a driver; a GPU machine runs
-            // scripts/gpu_check.sh instead. Said, so a skip is never mistaken for a pass.
-            eprintln!("skipped: a CUDA driver is present (this test checks the driverless case)");
+        if crate::gpu::driver::skips_with_a_driver() {
             return;
         }
         let e = Stream::from_pool(0).unwrap_err().to_string();

@@ -21,8 +21,7 @@ use std::sync::{Arc, Mutex};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::frame::planes;
-use crate::frame::{Frame, FrameMut};
+use crate::frame::{Frame, FrameMut, planes};
 use crate::gpu::driver::{cuda_context, cuda_err};
 use crate::gpu::pinned::{PinnedBuffer, is_pinned};
 
@@ -620,11 +619,7 @@ mod tests {
 
     #[test]
     fn cuda_without_a_driver_is_an_error_not_a_panic() {
-        // SAFETY: only probes for the library.
-        if unsafe { cudarc::driver::sys::is_culib_present() } {
-            // These cases need a machine without a driver; a GPU machine runs
-            // scripts/gpu_check.sh instead. Said, so a skip is never mistaken for a pass.
-            eprintln!("skipped: a CUDA driver is present (this test checks the driverless case)");
+        if crate::gpu::driver::skips_with_a_driver() {
             return;
         }
         let err = Transfer::new(Device::Cuda(0)).unwrap_err().to_string();

@@ -1,8 +1,7 @@
 //! The `modnetmatte` subclass of GstVideoFilter: the GObject and BaseTransform glue.
-//! Properties live in `settings.rs`, caps in `caps.rs`, the stream's logic in
-//! `state.rs` (whose typed errors become element errors here, in `post`), the jobs on
-//! the network's thread in `jobs.rs`, the background cache in `background.rs`, the
-//! statistics in `stats.rs`.
+//! Properties live in `settings.rs`, caps in `caps.rs`, what runs between start and
+//! stop in `state.rs` (whose typed errors become element errors here, in `post`),
+//! the statistics in `stats.rs`; ARCHITECTURE.md maps the rest.
 
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
@@ -14,18 +13,12 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
 use super::caps;
+use super::context::{CAT, Ctx, StreamError};
+use super::render::Infos;
 use super::settings::{self, Settings};
-use super::state::{Ctx, State, StreamError};
+use super::state::State;
 use super::stats::Stats;
 use crate::formats::to_pixel_format;
-
-pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "modnetmatte",
-        gst::DebugColorFlags::empty(),
-        Some("MODNet background replacement"),
-    )
-});
 
 pub struct ModnetMatte {
     settings: Mutex<Settings>,
@@ -69,7 +62,10 @@ impl ModnetMatte {
     /// The one place where the stream's errors become element errors on the bus.
     fn post(&self, e: StreamError) -> gst::FlowError {
         match e {
-            StreamError::NotNegotiated => return gst::FlowError::NotNegotiated,
+            StreamError::NotNegotiated => {
+                gst::warning!(CAT, imp = self, "a buffer arrived before any caps");
+                return gst::FlowError::NotNegotiated;
+            }
             StreamError::Worker(e) => {
                 gst::element_imp_error!(self, gst::CoreError::Failed, ("{e}"))
             }
@@ -314,7 +310,7 @@ impl BaseTransformImpl for ModnetMatte {
     ) -> Option<gst::Caps> {
         let output = lock(&self.state)
             .as_ref()
-            .map(|s| s.output)
+            .map(State::output)
             .unwrap_or_else(|| lock(&self.settings).look.output);
         let out = caps::transform(output, direction == gst::PadDirection::Sink, caps, filter);
         gst::debug!(
@@ -349,8 +345,12 @@ impl VideoFilterImpl for ModnetMatte {
             .as_mut()
             .ok_or_else(|| gst::loggable_error!(CAT, "caps set before start"))?;
         let latency = state.added_latency();
+        let infos = Infos {
+            input: in_info.clone(),
+            output: out_info.clone(),
+        };
         let what = state
-            .set_caps(in_info, out_info, live, &run)
+            .set_caps(infos, live, &run)
             .map_err(|e| gst::loggable_error!(CAT, "{e}"))?;
         let latency_changed = state.added_latency() != latency;
         {

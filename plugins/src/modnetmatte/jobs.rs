@@ -1,48 +1,98 @@
 //! What runs on the network's worker thread for the element, and what each job gives
-//! back: the CPU path's matte job, the device path's batch job (`device_job`), and
+//! back: the CPU paths' matte job, the device path's batch job (`device_job`), and
 //! the mapping between GStreamer buffers and the engine's frames they share.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gst_video::VideoFrameRef;
 use gst_video::prelude::*;
 use modnetmatte::composite::spec::OutputSpec;
 use modnetmatte::frame::{Plane, PlaneMut};
+use modnetmatte::gpu::driver;
 use modnetmatte::gpu::graphs::Status as GraphStatus;
 use modnetmatte::worker::ordered::Step;
 use modnetmatte::{DevicePath, Engine, Frame, FrameMut, InFlight, Matte, StageTimings};
 
+use super::render::Infos;
 use crate::formats::{to_pixel_format, yuv_matrix};
 
-/// What the worker hands back for one input buffer, in submission order.
+/// What the worker hands back to a CPU path for one input buffer.
 pub(super) enum Done {
     Matte(gst::Buffer, Result<(Matte, StageTimings), String>),
-    /// mask-every: this frame reuses the previous matte.
+    /// mask-every, drop-late: this frame reuses the previous matte.
     Reuse(gst::Buffer),
-    /// The device path: the finished output buffer (`reused`: no network run).
-    Rendered {
-        result: Result<(gst::Buffer, StageTimings), String>,
-        reused: bool,
-        /// (page-locked, device) bytes the device path held after this frame.
-        memory: (usize, usize),
-        graphs: GraphStatus,
-    },
-    /// The device path: a batch's frames, in order.
-    Batch(Vec<Done>),
 }
 
-/// An input buffer and whether it gets its own network run (mask-every, drop-late).
-pub(super) type Queued = (gst::Buffer, bool);
+/// A device-path frame, finished on the worker.
+pub(super) struct Rendered {
+    /// The output buffer and its stage times.
+    pub(super) result: Result<(gst::Buffer, StageTimings), String>,
+    /// No network run of its own (mask-every, drop-late).
+    pub(super) reused: bool,
+    /// (page-locked, device) bytes the device path held after this frame.
+    pub(super) memory: (usize, usize),
+    /// The GPU's (used, total) memory, all processes, as last read.
+    pub(super) gpu_memory: Option<(usize, usize)>,
+    pub(super) graphs: GraphStatus,
+}
+
+/// An input buffer waiting for its batch.
+pub(super) struct Batched {
+    pub(super) buffer: gst::Buffer,
+    /// Whether it gets its own network run (mask-every, drop-late).
+    pub(super) own_run: bool,
+}
 
 /// The device path of a stream, used by one job at a time on the worker.
-pub(super) type SharedPath = Arc<Mutex<DevicePath>>;
+pub(super) type SharedPath = Arc<Mutex<DeviceSide>>;
 
-/// The CPU path's job: the matte of one buffer, copied to the host.
+pub(super) struct DeviceSide {
+    pub(super) path: DevicePath,
+    pub(super) gpu_memory: GpuMemory,
+}
+
+/// The GPU's memory figures, read on the worker (whose thread has the CUDA context
+/// bound) at most every `GpuMemory::EVERY`: reading `stats` then never calls the
+/// driver, nor holds the stats lock across a call.
+pub(super) struct GpuMemory {
+    ordinal: Option<usize>,
+    read_at: Option<Instant>,
+    figures: Option<(usize, usize)>,
+}
+
+impl GpuMemory {
+    const EVERY: Duration = Duration::from_millis(500);
+
+    /// For the CUDA device `ordinal` (none: no figures).
+    pub(super) fn new(ordinal: Option<usize>) -> Self {
+        Self {
+            ordinal,
+            read_at: None,
+            figures: None,
+        }
+    }
+
+    /// (used, total) bytes, read again if the last reading is older than `EVERY`.
+    pub(super) fn read(&mut self, now: Instant) -> Option<(usize, usize)> {
+        let ordinal = self.ordinal?;
+        if self
+            .read_at
+            .is_none_or(|t| now.duration_since(t) >= Self::EVERY)
+        {
+            self.read_at = Some(now);
+            self.figures = driver::device_memory(ordinal);
+        }
+        self.figures
+    }
+}
+
+/// The CPU paths' job: the matte of one buffer, copied to the host.
 pub(super) fn matte_job(engine: &Engine, inbuf: gst::Buffer, info: &gst_video::VideoInfo) -> Done {
     let result = (|| {
         let vframe = VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), info)
             .map_err(|_| "input buffer does not match the caps")?;
-        let frame = input_frame(&vframe, info)?;
+        let frame = map_input(&vframe, info)?;
         engine.matte(&frame).map_err(|e| e.to_string())
     })();
     Done::Matte(inbuf, result)
@@ -55,50 +105,48 @@ pub(super) fn matte_job(engine: &Engine, inbuf: gst::Buffer, info: &gst_video::V
 /// memory stay valid.
 pub(super) fn device_job(
     engine: &Engine,
-    path: &SharedPath,
+    side: &SharedPath,
     spec: OutputSpec,
-    frames: Vec<Queued>,
+    frames: Vec<Batched>,
     pad_to: usize,
-    info: gst_video::VideoInfo,
-    out_info: gst_video::VideoInfo,
-) -> Step<Done> {
-    let mut path = path.lock().unwrap_or_else(|e| e.into_inner());
-    let infer: Vec<bool> = frames.iter().map(|(_, i)| *i).collect();
+    infos: Infos,
+) -> Step<Vec<Rendered>> {
+    let mut side = side.lock().unwrap_or_else(|e| e.into_inner());
+    let own_runs: Vec<bool> = frames.iter().map(|f| f.own_run).collect();
     let issued = (|| -> Result<Vec<InFlight>, String> {
         let mapped = frames
             .iter()
-            .map(|(buf, _)| VideoFrameRef::from_buffer_ref_readable(buf.as_ref(), &info))
+            .map(|f| VideoFrameRef::from_buffer_ref_readable(f.buffer.as_ref(), &infos.input))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| "input buffer does not match the caps")?;
         let views = mapped
             .iter()
-            .map(|v| input_frame(v, &info))
+            .map(|v| map_input(v, &infos.input))
             .collect::<Result<Vec<_>, _>>()?;
-        path.run_batch(engine, &spec, &views, &infer, pad_to)
+        side.path
+            .run_batch(engine, &spec, &views, &own_runs, pad_to)
             .map_err(|e| e.to_string())
     })();
-    let m = path.memory();
+    let m = side.path.memory();
     let memory = (m.pinned_bytes, m.device_bytes);
-    let graphs = path.graph_status();
-    drop(path);
-    let rendered = move |result, reused| Done::Rendered {
+    let graphs = side.path.graph_status();
+    let gpu_memory = side.gpu_memory.read(Instant::now());
+    drop(side);
+    let rendered = move |result, reused| Rendered {
         result,
         reused,
         memory,
+        gpu_memory,
         graphs: graphs.clone(),
     };
     match issued {
-        Err(e) => Step::Done(rendered(Err(e), false)),
+        Err(e) => Step::Done(vec![rendered(Err(e), false)]),
         Ok(in_flight) => Step::Later(Box::new(move || {
-            let mut done: Vec<Done> = in_flight
+            in_flight
                 .into_iter()
                 .zip(&frames)
-                .map(|(f, (buf, infer))| rendered(finish_output(f, buf, &out_info), !infer))
-                .collect();
-            match done.len() {
-                1 => done.remove(0),
-                _ => Done::Batch(done),
-            }
+                .map(|(f, b)| rendered(finish_output(f, &b.buffer, &infos.output), !b.own_run))
+                .collect()
         })),
     }
 }
@@ -133,14 +181,14 @@ pub(super) fn new_output<T>(
         .map_err(|_| "cannot copy the input's timestamps")?;
     let mut vout = VideoFrameRef::from_buffer_ref_writable(out, out_info)
         .map_err(|_| "output buffer does not match the caps")?;
-    let mut frame = output_frame(&mut vout, out_info)?;
+    let mut frame = map_output(&mut vout, out_info)?;
     let written = write(&mut frame)?;
     drop(vout);
     Ok((outbuf, written))
 }
 
 /// A mapped input buffer as the engine's frame (its planes borrowed).
-pub(super) fn input_frame<'a>(
+pub(super) fn map_input<'a>(
     f: &'a VideoFrameRef<&gst::BufferRef>,
     info: &gst_video::VideoInfo,
 ) -> Result<Frame<'a>, String> {
@@ -163,7 +211,7 @@ pub(super) fn input_frame<'a>(
 }
 
 /// A mapped output buffer as the engine's frame to write into.
-fn output_frame<'a>(
+fn map_output<'a>(
     f: &'a mut VideoFrameRef<&mut gst::BufferRef>,
     info: &gst_video::VideoInfo,
 ) -> Result<FrameMut<'a>, String> {
@@ -189,4 +237,31 @@ fn output_frame<'a>(
         planes,
         matrix: yuv_matrix(info),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_memory_without_a_cuda_device_reads_nothing() {
+        assert_eq!(GpuMemory::new(None).read(Instant::now()), None);
+    }
+
+    #[test]
+    fn gpu_memory_is_read_at_most_every_half_second() {
+        if driver::skips_with_a_driver() {
+            return;
+        }
+        // Without a driver each reading is None, but when one was taken shows.
+        let mut m = GpuMemory::new(Some(0));
+        let t0 = Instant::now();
+        assert_eq!(m.read(t0), None);
+        assert_eq!(m.read_at, Some(t0));
+        m.read(t0 + Duration::from_millis(100));
+        assert_eq!(m.read_at, Some(t0), "read again within 500 ms");
+        let later = t0 + GpuMemory::EVERY;
+        m.read(later);
+        assert_eq!(m.read_at, Some(later));
+    }
 }

@@ -6,9 +6,12 @@ use gst::prelude::*;
 
 mod background;
 mod caps;
+mod context;
+mod decide;
 mod imp;
 mod jobs;
-mod realtime;
+mod path;
+mod render;
 mod settings;
 mod state;
 mod stats;

@@ -1,7 +1,7 @@
 //! The element's properties: the settings they hold, their defaults, the ParamSpec
 //! table gst-inspect shows, and reading and writing them.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use gst::glib;
 use gst::prelude::*;
@@ -136,28 +136,28 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
     vec![
         glib::ParamSpecEnum::builder_with_default("output", Output::default())
             .nick("Output")
-            .blurb("composite: the frame with its background replaced (same format out); alpha: the frame with the matte as straight alpha, for compositor or OBS; matte: the GRAY8 matte. Set it in NULL or READY")
+            .blurb("composite: the frame with its background replaced, in its own format; alpha: the frame with the matte as straight alpha (for compositor or OBS); matte: the GRAY8 matte alone.")
             .flags(at_start)
             .build(),
         glib::ParamSpecEnum::builder_with_default("background", Background::default())
             .nick("Background")
-            .blurb("What replaces the background in output=composite: blur (the frame blurred by blur-radius), color (background-color) or image (background-image). Takes effect on the next frame")
+            .blurb("What replaces the background in output=composite: blur (by blur-radius), color (background-color) or image (background-image).")
             .flags(live)
             .build(),
         glib::ParamSpecUInt::builder("background-color")
             .nick("Background colour")
-            .blurb("Colour for background=color, as 0xAARRGGBB (alpha ignored), e.g. 0xff00b140 (green) or 0xffffffff (white). Takes effect on the next frame")
+            .blurb("The colour for background=color, as 0xAARRGGBB (alpha ignored), e.g. 0xff00b140 for green.")
             .default_value(DEFAULT_COLOR)
             .flags(live)
             .build(),
         glib::ParamSpecString::builder("background-image")
             .nick("Background image")
-            .blurb("PNG or JPEG file for background=image, scaled to cover the frame keeping its aspect ratio (cropped, never stretched). Unreadable at start: an error; changed to an unreadable file while playing: a warning and the previous background stays")
+            .blurb("PNG or JPEG file for background=image, scaled to cover the frame (cropped, never stretched). Unreadable at start it is an error; changed to an unreadable file while playing, a warning, and the previous picture stays.")
             .flags(live)
             .build(),
         glib::ParamSpecUInt::builder("blur-radius")
             .nick("Blur radius")
-            .blurb("Radius in pixels of the background blur for background=blur; larger hides more of the room. Takes effect on the next frame")
+            .blurb("Radius in pixels of the blur for background=blur; larger hides more of the room.")
             .minimum(1)
             .maximum(256)
             .default_value(DEFAULT_BLUR)
@@ -165,23 +165,23 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecString::builder("model")
             .nick("Model file")
-            .blurb("TorchScript MODNet file (tools/modnet/export.py). Unset: $MODNETMATTE_MODEL, else modnetmatte/modnet_photographic.pt under $XDG_DATA_HOME (~/.local/share), then $XDG_DATA_DIRS (/usr/local/share, /usr/share). Set it in NULL or READY")
+            .blurb("TorchScript MODNet file. Unset: $MODNETMATTE_MODEL, else modnetmatte/modnet_photographic.pt in the XDG data directories ($XDG_DATA_HOME, then $XDG_DATA_DIRS).")
             .flags(at_start)
             .build(),
         glib::ParamSpecString::builder("device")
             .nick("Device")
-            .blurb("Where the network runs: auto (CUDA if libtorch sees a GPU, else CPU), cpu, cuda or cuda:N (an error if absent). Set it in NULL or READY")
+            .blurb("Where the network runs: auto (CUDA if libtorch sees a GPU, else the CPU), cpu, cuda or cuda:N (an error if absent).")
             .default_value(Some("auto"))
             .flags(at_start)
             .build(),
         glib::ParamSpecEnum::builder_with_default("precision", Precision::default())
             .nick("Precision")
-            .blurb("Numbers the network computes in: fp32, or fp16 on CUDA, which loads the half-precision variant <model>_fp16.pt next to the model file (made by setup: half precision but for the backbone's first blocks, which the matte is sensitive to; the photo within about 1/255 of fp32). On a CPU fp32 runs instead, said in the log. Set it in NULL or READY")
+            .blurb("fp32, or fp16 on CUDA (loads <model>_fp16.pt beside the model file; within about 1/255 of fp32). A CPU runs fp32 instead and says so in the log.")
             .flags(at_start)
             .build(),
         glib::ParamSpecUInt::builder("ref-size")
             .nick("Reference size")
-            .blurb("Short side in pixels of the picture the network sees (MODNet's reference rule; multiples of 32). 512 is what the model was trained at; 256 is about 4x faster with softer edges. Set it in NULL or READY")
+            .blurb("Short side in pixels of the picture the network sees (multiples of 32). 512 is what the model was trained at; 256 is about 4x faster, with softer edges.")
             .minimum(32)
             .maximum(2048)
             .default_value(DEFAULT_REF_SIZE)
@@ -189,7 +189,7 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecDouble::builder("threshold")
             .nick("Threshold")
-            .blurb("0: soft matte (smooth hair edges). A value in (0, 1): hard matte, pixels with alpha >= threshold are person, the rest background. Takes effect on the next frame")
+            .blurb("0: a soft matte (smooth hair edges). A value in (0, 1): a hard matte, pixels with alpha at or above it are person.")
             .minimum(0.0)
             .maximum(1.0)
             .default_value(0.0)
@@ -197,14 +197,14 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecUInt::builder("num-threads")
             .nick("Threads")
-            .blurb("CPU threads for the network (libtorch's pool, shared by the whole process); 0: one per core, or with pacing=realtime one fewer, so that compositing keeps a core to itself. Set it in NULL or READY")
+            .blurb("CPU threads for the network; 0: one per core (with pacing=realtime one fewer, so that compositing keeps a core). A value above 0 is libtorch's setting for the whole process.")
             .maximum(256)
             .default_value(0)
             .flags(at_start)
             .build(),
         glib::ParamSpecUInt::builder("mask-every")
             .nick("Matte every N frames")
-            .blurb("Run the network on every Nth frame only and reuse the last matte in between: N times less CPU, at the cost of mattes that lag behind fast motion. 1: every frame. Takes effect on the next frame")
+            .blurb("Run the network on every Nth frame only and reuse the last matte in between: N times less CPU, mattes that lag behind fast motion.")
             .minimum(1)
             .maximum(60)
             .default_value(1)
@@ -212,7 +212,7 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecDouble::builder("temporal-smoothing")
             .nick("Temporal smoothing")
-            .blurb("Blend each matte with the previous ones (exponential moving average weight of the past): steadier edges, slower to follow motion. 0: off; 0.5 is a good start. Takes effect on the next frame")
+            .blurb("Blend each matte with the previous ones (the weight of the past): steadier edges, slower to follow motion. 0 is off; 0.5 is a good start.")
             .minimum(0.0)
             .maximum(0.99)
             .default_value(0.0)
@@ -220,57 +220,58 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecBoolean::builder("ofd")
             .nick("One-frame delay")
-            .blurb("MODNet's one-frame-delay fix: a pixel whose alpha jumps for a single frame while the frames before and after agree takes their mean. Removes one-frame flicker; adds one frame of latency (reported in the latency query). Set it in NULL or READY")
+            .blurb("MODNet's one-frame-delay fix: a pixel whose alpha jumps for one frame while its neighbours in time agree takes their mean. Removes one-frame flicker and adds one frame of latency.")
             .default_value(false)
             .flags(at_start)
             .build(),
         glib::ParamSpecEnum::builder_with_default("pacing", Pacing::default())
             .nick("Pacing")
-            .blurb("realtime: every frame goes out at once, at the camera's frame rate, with the newest matte there is; the network always works on the newest frame and skips the ones it has no time for. On a slow machine the matte then lags behind motion by its age (stats: matte-age-*; one to two network runs, e.g. 0.5-2 s on a 2-core CPU at ref-size 256-512): when you move fast, a strip of the real room can show for that moment where you just were, and the new background can cover part of where you now are; sitting still nothing shows. The video never stutters. Use a smaller ref-size or a GPU for fresher mattes. Until the first matte exists (at start, after a flush or a new size) the background is replaced entirely: the room is never shown. every-frame: each frame waits for its own matte (files, offline jobs; a live source slows to the network's pace). auto: realtime for a live source (a camera), every-frame otherwise. The CUDA device path keeps every frame's own matte in both (the GPU keeps up). Set it in NULL or READY")
+            .blurb("realtime: every frame goes out at once with the newest matte (a fast move can show the room for a moment where you were); every-frame: each frame waits for its own matte. auto picks realtime for a live source, every-frame for a file.")
             .flags(at_start)
             .build(),
         glib::ParamSpecUInt::builder("max-in-flight")
             .nick("Frames in flight")
-            .blurb("pacing=every-frame: frames being processed at once; the network works on one frame on its own thread while the next is prepared and the previous composited. 0 (auto): 1 on a CPU (measured faster there: the cores are the network's), 2 on the CUDA device path (upload, network and download of neighbouring frames overlap). Each extra frame adds one frame of latency (reported in the latency query). Set it in NULL or READY")
+            .blurb("pacing=every-frame: frames worked on at once, each beyond 1 adding a frame of latency. 0 (auto): 1 on a CPU, 2 on the CUDA device path.")
             .maximum(4)
             .default_value(0)
             .flags(at_start)
             .build(),
         glib::ParamSpecBoolean::builder("drop-late")
             .nick("Skip the network for late frames")
-            .blurb("pacing=every-frame only: when downstream reports (QoS) that frames arrive too late, reuse the last matte for late frames instead of running the network, to catch up rather than fall further behind. Redundant with pacing=realtime, which never holds frames back. Takes effect on the next frame")
+            .blurb("pacing=every-frame: reuse the last matte for frames that downstream's QoS reports late, to catch up instead of falling further behind.")
             .default_value(false)
             .flags(live)
             .build(),
         glib::ParamSpecEnum::builder_with_default("compositing", Compositing::default())
             .nick("Compositing")
-            .blurb("Where the output frame is made: auto (on the GPU when the network runs on CUDA: the frame is uploaded once through page-locked memory and only the result comes back; else the CPU), cpu (the CPU always: the matte is copied back first), device (tensor ops on the network's device; on a CPU these are libtorch's kernels). ofd needs the mattes on the host, so with ofd=true it is the CPU. Set it in NULL or READY")
+            .blurb("Where the output frame is made: auto (on the GPU when the network runs on CUDA, else the CPU), cpu, or device (tensor ops on the network's device). ofd=true always uses the CPU.")
             .flags(at_start)
             .build(),
         glib::ParamSpecBoolean::builder("cuda-graphs")
             .nick("CUDA graphs")
-            .blurb("On the CUDA device path, capture each stage's GPU work (network, output frame) once per frame size after a few warm-up frames and replay it for every later frame: much less CPU time per frame and lower latency. If a capture fails the element says so in the log and runs plain forwards. No effect on a CPU. Set it in NULL or READY")
+            .blurb("On the CUDA device path, capture each stage's GPU work once per frame size and replay it: less CPU time and latency per frame. A failed capture is logged and plain forwards run.")
             .default_value(true)
             .flags(at_start)
             .build(),
         glib::ParamSpecUInt::builder("batch")
             .nick("Frames per forward pass")
-            .blurb("For files and other non-live sources on the device path: run the network on this many frames at once, so that the GPU is kept busy (throughput up, each frame waits for its batch). Order, timestamps and EOS are kept; a short last batch goes through as it is. 0 (auto): 8 on CUDA, 1 on a CPU. A live source (camera) always gets 1. Set it in NULL or READY")
+            .blurb("Frames per forward pass for non-live sources on the device path (throughput up, each frame waits for its batch). 0 (auto): 8 on CUDA, 1 on a CPU; a live source always gets 1.")
             .maximum(MAX_BATCH)
             .default_value(0)
             .flags(at_start)
             .build(),
         glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
             .nick("Statistics")
-            .blurb("Frames processed (and how many reused the previous matte) and milliseconds per frame since start: mean and last inference, mean preprocess, postprocess, compositing and total; where compositing runs; on the device path mean upload, download and latency, the page-locked and device buffers held (MB), the GPU's used and total memory (MB, all processes; 0 without CUDA), frames per forward pass (batch), whether CUDA graphs are on (or why they failed) and how many replays ran")
+            .blurb("What the element has done since start: frames, matte ages and reuse, network runs, milliseconds per stage, where compositing runs, and on the device path buffers, GPU memory, batch and CUDA graphs (README lists every field).")
             .read_only()
             .build(),
     ]
 }
 
 /// The model file to load: the `model` property, else $MODNETMATTE_MODEL, else
-/// `modnetmatte/modnet_photographic.pt` under $XDG_DATA_HOME (~/.local/share), then
-/// each of $XDG_DATA_DIRS (/usr/local/share:/usr/share).
+/// `modnetmatte/modnet_photographic.pt` in the XDG data directories as glib reads
+/// them: $XDG_DATA_HOME (~/.local/share), then each of $XDG_DATA_DIRS
+/// (/usr/local/share:/usr/share).
 pub(super) fn find_model(property: Option<&str>) -> Result<PathBuf, String> {
     if let Some(p) = property.filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
@@ -278,27 +279,8 @@ pub(super) fn find_model(property: Option<&str>) -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os(MODEL_ENV).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
-    let mut dirs = Vec::new();
-    match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        Some(d) => dirs.push(PathBuf::from(d)),
-        None => {
-            if let Some(home) = std::env::var_os("HOME") {
-                dirs.push(Path::new(&home).join(".local/share"));
-            }
-        }
-    }
-    let system = std::env::var("XDG_DATA_DIRS")
-        .ok()
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| "/usr/local/share:/usr/share".into());
-    dirs.extend(
-        system
-            .split(':')
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from),
-    );
-    let candidates: Vec<PathBuf> = dirs
-        .iter()
+    let candidates: Vec<PathBuf> = std::iter::once(glib::user_data_dir())
+        .chain(glib::system_data_dirs())
         .map(|d| d.join("modnetmatte").join(MODEL_FILE))
         .collect();
     candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
@@ -307,4 +289,44 @@ pub(super) fn find_model(property: Option<&str>) -> Result<PathBuf, String> {
             candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// gst-inspect shows every blurb: one or two sentences each, short enough to read.
+    #[test]
+    fn blurbs_are_one_or_two_sentences() {
+        for p in properties() {
+            let blurb = p.blurb().unwrap_or_default();
+            let sentences = blurb.replace("e.g.", "eg").matches(". ").count() + 1;
+            assert!(
+                sentences <= 2 && blurb.len() <= 260 && blurb.ends_with('.'),
+                "{}: {} sentences, {} characters: {blurb}",
+                p.name(),
+                sentences,
+                blurb.len()
+            );
+        }
+    }
+
+    #[test]
+    fn the_model_property_wins_and_the_data_dirs_are_named() {
+        assert_eq!(find_model(Some("/x/m.pt")), Ok(PathBuf::from("/x/m.pt")));
+        if std::env::var_os(MODEL_ENV).is_some() {
+            eprintln!("skipped the data-dirs half: {MODEL_ENV} is set");
+            return;
+        }
+        // Either found in a data dir, or the error names where it looked, user's first.
+        let first = glib::user_data_dir().join("modnetmatte").join(MODEL_FILE);
+        match find_model(None) {
+            Ok(p) => assert!(p.ends_with(format!("modnetmatte/{MODEL_FILE}"))),
+            Err(e) => {
+                let listed = e.split("one of: ").nth(1).unwrap_or_default();
+                assert!(listed.starts_with(&first.display().to_string()), "{e}");
+                assert!(listed.contains("/usr/share/modnetmatte"), "{e}");
+            }
+        }
+    }
 }

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use modnetmatte::StageTimings;
-use modnetmatte::gpu::driver;
 use modnetmatte::gpu::graphs::Status as GraphStatus;
 
 #[derive(Debug, Default, Clone)]
@@ -29,8 +28,8 @@ pub(super) struct Stats {
     device_frames: u64,
     /// Where output frames are made ("cpu", or the device the network runs on).
     compositing_on: String,
-    /// CUDA device of the network, for the driver's memory figures.
-    cuda_ordinal: Option<usize>,
+    /// The GPU's (used, total) memory, all processes, as the worker last read it.
+    gpu_memory: (usize, usize),
     /// Page-locked host bytes and device bytes the device path holds.
     pinned_bytes: usize,
     device_bytes: usize,
@@ -84,14 +83,9 @@ fn mb(bytes: usize) -> f64 {
 
 impl Stats {
     /// Zero counts, for a stream that composites on `compositing_on`.
-    pub(super) fn new(
-        compositing_on: String,
-        cuda_ordinal: Option<usize>,
-        graphs_wanted: bool,
-    ) -> Self {
+    pub(super) fn new(compositing_on: String, graphs_wanted: bool) -> Self {
         Self {
             compositing_on,
-            cuda_ordinal,
             graphs_wanted,
             batch: 1,
             pacing: "every-frame",
@@ -149,6 +143,7 @@ impl Stats {
         t: &StageTimings,
         reused: bool,
         memory: (usize, usize),
+        gpu_memory: Option<(usize, usize)>,
         graphs: GraphStatus,
     ) -> Option<String> {
         self.frames += 1;
@@ -164,6 +159,9 @@ impl Stats {
         self.wall += t.wall;
         self.total += t.wall;
         (self.pinned_bytes, self.device_bytes) = memory;
+        if let Some(m) = gpu_memory {
+            self.gpu_memory = m;
+        }
         let failure = match (&graphs.failure, self.graph_failure_logged) {
             (Some(why), false) => Some(why.clone()),
             _ => None,
@@ -188,14 +186,13 @@ impl Stats {
     }
 
     /// The `stats` structure: stage times per network run; compositing and total per
-    /// output frame; the GPU's memory read now (every process).
+    /// output frame; the GPU's memory as the worker last read it (every process).
+    /// Plain values only: it runs under the stats lock, which the streaming thread
+    /// takes every frame.
     pub(super) fn to_structure(&self) -> gst::Structure {
         let inferred = self.runs;
         let per = |d: Duration, n: u64| if n == 0 { 0.0 } else { ms(d) / n as f64 };
-        let (used, total) = self
-            .cuda_ordinal
-            .and_then(driver::device_memory)
-            .unwrap_or((0, 0));
+        let (used, total) = self.gpu_memory;
         let a = &self.ages;
         gst::Structure::builder("modnetmatte-stats")
             .field("frames", self.frames)
@@ -227,5 +224,41 @@ impl Stats {
             .field("gpu-memory-used-mb", mb(used))
             .field("gpu-memory-total-mb", mb(total))
             .build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field<T: for<'a> gst::glib::value::FromValue<'a> + 'static>(
+        s: &gst::Structure,
+        name: &str,
+    ) -> T {
+        s.get::<T>(name).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    #[test]
+    fn gpu_memory_comes_from_the_last_device_frame_not_the_driver() {
+        gst::init().unwrap();
+        let mut stats = Stats::new("cuda:0 (tensor ops)".into(), false);
+        let s = stats.to_structure();
+        assert_eq!(field::<f64>(&s, "gpu-memory-total-mb"), 0.0);
+        let t = StageTimings::default();
+        let mb = 1024 * 1024;
+        stats.add_device_frame(
+            &t,
+            false,
+            (0, 0),
+            Some((3 * mb, 8 * mb)),
+            GraphStatus::default(),
+        );
+        // A frame without a new reading keeps the last one.
+        stats.add_device_frame(&t, true, (0, 0), None, GraphStatus::default());
+        let s = stats.to_structure();
+        assert_eq!(field::<f64>(&s, "gpu-memory-used-mb"), 3.0);
+        assert_eq!(field::<f64>(&s, "gpu-memory-total-mb"), 8.0);
+        assert_eq!(field::<u64>(&s, "frames"), 2);
+        assert_eq!(field::<u64>(&s, "frames-matte-reused"), 1);
     }
 }

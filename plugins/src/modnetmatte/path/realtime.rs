@@ -1,8 +1,10 @@
-//! `pacing=realtime` on the CPU compositing path: every frame goes out at once with
-//! the newest matte, the network (`modnetmatte::worker::newest::Newest`) always works on the
-//! newest frame. Until the first matte of these caps exists a frame goes out with an
-//! all-background matte: the room is never shown, and the stream never stalls.
+//! `pacing=realtime` with CPU compositing: every frame goes out at once with the
+//! newest matte, the network (`modnetmatte::worker::newest::Newest`) always works on
+//! the newest frame. Until the first matte of these caps exists a frame goes out
+//! with an all-background matte: the room is never shown, and the stream never
+//! stalls.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,18 +12,22 @@ use modnetmatte::Engine;
 use modnetmatte::temporal::{self, Temporal, TemporalConfig};
 use modnetmatte::worker::newest::{Newest, own_matte_wait};
 
-use super::jobs::{self, Done};
-use super::state::{Ctx, StreamError};
+use super::super::context::{Ctx, StreamError};
+use super::super::decide::Kind;
+use super::super::jobs::{self, Done};
+use super::super::render::Render;
+use super::super::stats;
+use super::{Caps, Incoming, Path, frame_interval};
 
 /// The matte frames go out with now.
 struct Current {
-    /// The frame it was computed on: its id (count since caps) and timestamp.
+    /// The frame it was computed on: its index and timestamp.
     id: u64,
     pts: Option<gst::ClockTime>,
     alpha: Arc<Vec<f32>>,
 }
 
-pub(super) struct Realtime {
+pub(in super::super) struct Realtime {
     worker: Newest<Done>,
     info: gst_video::VideoInfo,
     /// EMA across network mattes (OFD does not apply: it would hold each matte back
@@ -32,46 +38,35 @@ pub(super) struct Realtime {
     none: Arc<Vec<f32>>,
     /// The network's last run (warm-up first), for the own-matte wait.
     network: Option<Duration>,
+    /// Frames with the matte they go out with, to be composited.
+    ready: VecDeque<(gst::Buffer, Arc<Vec<f32>>)>,
 }
 
 impl Realtime {
-    /// For frames of `info`; `network`: the warm-up's forward time.
-    pub(super) fn new(
-        engine: Arc<Engine>,
-        info: &gst_video::VideoInfo,
-        network: Duration,
-    ) -> Result<Self, String> {
+    pub(in super::super) fn new(engine: Arc<Engine>, caps: &Caps<'_>) -> Result<Self, String> {
         let mut rt = Self {
             worker: Newest::new(engine).map_err(|e| e.to_string())?,
-            info: info.clone(),
+            info: caps.info.clone(),
             temporal: Temporal::new(),
             current: None,
             none: Arc::default(),
             network: None,
+            ready: VecDeque::new(),
         };
-        rt.set_caps(info, network);
+        rt.set_caps(caps)?;
         Ok(rt)
-    }
-
-    /// New caps (after `forget` at the drain): frames of `info` from now on.
-    pub(super) fn set_caps(&mut self, info: &gst_video::VideoInfo, network: Duration) {
-        self.forget();
-        let n = info.width() as usize * info.height() as usize;
-        self.none = Arc::new(vec![0.0; n]);
-        self.info = info.clone();
-        self.network = Some(network);
     }
 
     /// The longest a frame waits for its own matte now (only when the network keeps
     /// up; also what the latency query adds).
-    pub(super) fn wait(&self) -> Duration {
+    fn wait(&self) -> Duration {
         own_matte_wait(self.network, frame_interval(&self.info))
     }
 
-    /// Frame `index` (since caps): hands it to the network if it is a network frame
-    /// (mask-every), waits for its matte only as `wait` allows, and returns the matte
-    /// it goes out with.
-    pub(super) fn frame(
+    /// The matte frame `index` goes out with: hands the frame to the network if it
+    /// is a network frame (mask-every), and waits for its matte only as `wait`
+    /// allows.
+    fn matte_for(
         &mut self,
         ctx: &Ctx<'_>,
         inbuf: &gst::Buffer,
@@ -95,8 +90,7 @@ impl Realtime {
         let mut stats = ctx.stats();
         Ok(match &self.current {
             Some(m) => {
-                let age = super::stats::age(inbuf.pts(), m.pts);
-                stats.add_matte_use(m.id != index, age);
+                stats.add_matte_use(m.id != index, stats::age(inbuf.pts(), m.pts));
                 m.alpha.clone()
             }
             None => {
@@ -136,18 +130,67 @@ impl Realtime {
         Ok(())
     }
 
-    /// Flush, EOS, new caps: the network's pending work and every matte are
-    /// forgotten; the next frames are covered until a new matte exists.
-    pub(super) fn forget(&mut self) {
+    /// The network's pending work and every matte are forgotten; the next frames
+    /// are covered until a new matte exists.
+    fn forget(&mut self) {
         self.worker.discard();
         self.current = None;
         self.temporal.reset();
     }
 }
 
-/// The caps' frame interval, if the frame rate is fixed.
-pub(super) fn frame_interval(info: &gst_video::VideoInfo) -> Option<Duration> {
-    let f = info.fps();
-    (f.numer() > 0 && f.denom() > 0)
-        .then(|| Duration::from_secs(f.denom() as u64) / f.numer() as u32)
+impl Path for Realtime {
+    fn kind(&self) -> Kind {
+        Kind::Realtime
+    }
+
+    /// The same worker: dropping it would wait for the network's current run.
+    fn set_caps(&mut self, caps: &Caps<'_>) -> Result<(), String> {
+        self.forget();
+        let n = caps.info.width() as usize * caps.info.height() as usize;
+        self.none = Arc::new(vec![0.0; n]);
+        self.info = caps.info.clone();
+        self.network = Some(caps.network);
+        Ok(())
+    }
+
+    fn submit(
+        &mut self,
+        ctx: &Ctx<'_>,
+        _render: &mut Render,
+        frame: Incoming,
+    ) -> Result<(), StreamError> {
+        let alpha = self.matte_for(ctx, &frame.buffer, frame.index)?;
+        self.ready.push_back((frame.buffer, alpha));
+        Ok(())
+    }
+
+    fn complete(
+        &mut self,
+        ctx: &Ctx<'_>,
+        render: &mut Render,
+    ) -> Result<Option<gst::Buffer>, StreamError> {
+        match self.ready.pop_front() {
+            None => Ok(None),
+            Some((inbuf, alpha)) => render.composite(ctx, &inbuf, &alpha).map(Some),
+        }
+    }
+
+    fn ready(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Every frame went out already; the network's pending work is of no use.
+    fn finish(&mut self, _ctx: &Ctx<'_>, _render: &mut Render) {
+        self.forget();
+    }
+
+    fn flush(&mut self) {
+        self.forget();
+        self.ready.clear();
+    }
+
+    fn latency(&self, _interval: Option<Duration>) -> Duration {
+        self.wait()
+    }
 }

@@ -20,6 +20,10 @@ pub enum Error {
     #[error("configuration: {0}")]
     InvalidConfig(String),
 
+    /// The network's worker thread could not start, or stopped.
+    #[error("worker thread: {0}")]
+    Thread(String),
+
     #[error("device {device}: {reason}")]
     Device { device: String, reason: String },
 

@@ -131,3 +131,21 @@ fn dropping_the_worker_joins_it_after_the_running_job() {
         "the running job finished before drop returned"
     );
 }
+
+/// Realtime's worker takes all cores but one for its own OpenMP team, and leaves
+/// libtorch's count for every other thread as it was (a second element in the
+/// process, or the ordered worker after new caps, keeps its own).
+#[test]
+fn the_worker_sizes_only_its_own_team() {
+    let on_fresh_thread = || std::thread::spawn(tch::get_num_threads).join().unwrap();
+    let engine = engine();
+    let before = on_fresh_thread();
+    let want = modnetmatte::worker::newest::worker_threads(&engine).expect("CPU, num-threads 0");
+    let w: Newest<i32> = Newest::new(engine).unwrap();
+    w.post(0, |_: &Engine| tch::get_num_threads());
+    let got = w.wait_for(0, Duration::from_secs(30));
+    assert_eq!(got, vec![(0, want as i32)], "the worker's own team");
+    assert_eq!(on_fresh_thread(), before, "another thread's count changed");
+    drop(w);
+    assert_eq!(on_fresh_thread(), before);
+}

@@ -7,8 +7,9 @@
 //! newest. Results come back in the order they finish, tagged with the frame's id;
 //! `discard` (flush, new caps) drops the waiting job and the result of the running one.
 //!
-//! On a CPU with `num-threads` 0, libtorch gets all cores but one: the streaming
-//! thread composites every frame at the camera's rate on the one left. (Measured on 2
+//! On a CPU with `num-threads` 0, the worker's OpenMP team gets all cores but one
+//! (set on the worker thread alone, `worker_threads`): the streaming thread
+//! composites every frame at the camera's rate on the one left. (Measured on 2
 //! cores, 720p ref-size 512: 30.0 frames/s out either way; the network 1.40 s a run on
 //! one thread against 1.57 s on two competing with the compositing. A lower priority
 //! for the worker changed nothing there, and would starve the matte on a busy machine.)
@@ -23,6 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::host::openmp;
 use crate::net::engine::Engine;
 
 type Job<R> = Box<dyn FnOnce(&Engine) -> R + Send>;
@@ -68,20 +70,18 @@ impl<R: Send + 'static> Newest<R> {
             changed: Condvar::new(),
         });
         let theirs = shared.clone();
-        let on_cpu = !engine.device().is_cuda();
-        if on_cpu && engine.configured_threads() == 0 {
-            // One core stays with the streaming thread, which composites every frame.
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            tch::set_num_threads(cores.saturating_sub(1).max(1) as i32);
-        }
         let worker = std::thread::Builder::new()
             .name("modnetmatte-net".into())
             .spawn(move || {
                 // As the ordered scheduler: the engine's CUDA stream from here on.
                 let _ = engine.enter_stream();
+                if let Some(n) = worker_threads(&engine) {
+                    // This thread only: other streams and elements keep their count.
+                    let _ = openmp::set_thread_team(n);
+                }
                 work(&engine, &theirs)
             })
-            .map_err(|e| Error::InvalidConfig(format!("cannot start the worker thread: {e}")))?;
+            .map_err(|e| Error::Thread(format!("cannot start the network's worker: {e}")))?;
         Ok(Self {
             shared,
             worker: Some(worker),
@@ -184,6 +184,16 @@ impl<R: Send + 'static> Drop for Newest<R> {
             let _ = worker.join();
         }
     }
+}
+
+/// The OpenMP team size for the realtime worker: all cores but one on a CPU when
+/// `num-threads` is 0 (auto); `None` leaves libtorch's choice.
+pub fn worker_threads(engine: &Engine) -> Option<usize> {
+    let auto_on_cpu = !engine.device().is_cuda() && engine.configured_threads() == 0;
+    auto_on_cpu.then(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        cores.saturating_sub(1).max(1)
+    })
 }
 
 /// How long a frame may wait for its own matte in realtime pacing: half the frame

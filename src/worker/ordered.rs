@@ -48,7 +48,7 @@ impl<R: Send + 'static> Scheduler<R> {
                 let _ = engine.enter_stream();
                 work(&engine, &job_rx, &res_tx, max_in_flight)
             })
-            .map_err(|e| Error::InvalidConfig(format!("cannot start the worker thread: {e}")))?;
+            .map_err(|e| Error::Thread(format!("cannot start the network's worker: {e}")))?;
         Ok(Self {
             jobs: Some(job_tx),
             results: res_rx,
@@ -168,7 +168,7 @@ fn work<R: Send + 'static>(
 }
 
 fn stopped() -> Error {
-    Error::InvalidConfig("the worker thread stopped".into())
+    Error::Thread("the network's worker stopped".into())
 }
 
 impl<R: Send + 'static> Drop for Scheduler<R> {

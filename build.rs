@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn main() {
+pub fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=MODNETMATTE_CUDA_INCLUDE");
     println!("cargo:rerun-if-changed=csrc/cuda_shim.cpp");

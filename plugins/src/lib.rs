@@ -16,12 +16,12 @@ gst::plugin_define!(
     modnet,
     env!("CARGO_PKG_DESCRIPTION"),
     plugin_init,
-    env!("CARGO_PKG_VERSION"),
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
     // Cargo.toml's MIT, in the spelling GStreamer's list of licences knows (it
     // refuses to load a plugin whose licence is not on the list).
     "MIT/X11",
     env!("CARGO_PKG_NAME"),
     env!("CARGO_PKG_NAME"),
     "https://github.com/modnetmatte/modnetmatte",
-    "2026-11-28"
+    env!("BUILD_REL_DATE")
 );

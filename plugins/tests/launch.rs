@@ -170,3 +170,43 @@ fn a_bad_model_stops_gst_launch_with_a_clear_error() {
     );
     assert!(!text.contains("panicked"), "{text}");
 }
+
+/// The plugin file reports the commit it was built from and that commit's date
+/// (gst-plugin-version-helper), not a date typed into the source.
+#[test]
+fn gst_inspect_names_the_plugins_commit_and_date() {
+    let tmp = plugin_dir("version");
+    let out = gst("gst-inspect-1.0", tmp.path(), &["modnet"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("gst-inspect lacks {name}:\n{text}"))
+    };
+    let version = field("Version");
+    let (crate_version, commit) = version.split_once('-').expect("version-commit");
+    assert_eq!(crate_version, env!("CARGO_PKG_VERSION"));
+    let released = field("Source release date");
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    if git(&["rev-parse", "HEAD"]).is_none() {
+        assert_eq!(commit, "RELEASE", "built without git");
+        return;
+    }
+    // A commit of this repository (`+`: built with local changes), and its date.
+    let hash = commit.trim_end_matches('+');
+    assert!(
+        hash.len() >= 7 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+        "{commit}"
+    );
+    let date = git(&["log", "-1", "--format=%cs", hash]).expect("the commit exists here");
+    assert_eq!(released, date);
+}

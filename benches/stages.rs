@@ -48,7 +48,13 @@ fn stages(c: &mut Criterion) {
             let mut g = c.benchmark_group("light");
             g.bench_function(format!("preprocess_i420/{tag}"), |b| {
                 b.iter(|| {
-                    preprocess::to_input(black_box(&frame), ref_size, tch::Device::Cpu).unwrap()
+                    preprocess::to_input(
+                        black_box(&frame),
+                        ref_size,
+                        tch::Device::Cpu,
+                        preprocess::Layout::Nchw,
+                    )
+                    .unwrap()
                 })
             });
             // The packed RGB frame, in both layouts: NCHW (ATen's area resize, as the
@@ -60,7 +66,7 @@ fn stages(c: &mut Criterion) {
             ] {
                 g.bench_function(format!("preprocess_rgb_{name}/{tag}"), |b| {
                     b.iter(|| {
-                        preprocess::to_input_as(
+                        preprocess::to_input(
                             black_box(&rgb_frame),
                             ref_size,
                             tch::Device::Cpu,
@@ -70,7 +76,9 @@ fn stages(c: &mut Criterion) {
                     })
                 });
             }
-            let input = preprocess::to_input(&frame, ref_size, tch::Device::Cpu).unwrap();
+            let input =
+                preprocess::to_input(&frame, ref_size, tch::Device::Cpu, preprocess::Layout::Nchw)
+                    .unwrap();
             let (iw, ih) = engine.inference_size(w, h);
             let out = tch::Tensor::rand(
                 [1, 1, ih as i64, iw as i64],

@@ -73,7 +73,13 @@ fn the_fp16_variant_stays_within_4_of_255_of_the_reference() {
         .to_luma16();
     let (w, h) = input.dimensions();
     let frame = Frame::packed(input.as_raw(), w, h, PixelFormat::Rgb);
-    let x = modnetmatte::net::preprocess::to_input(&frame, 512, tch::Device::Cpu).unwrap();
+    let x = modnetmatte::net::preprocess::to_input(
+        &frame,
+        512,
+        tch::Device::Cpu,
+        modnetmatte::net::preprocess::Layout::Nchw,
+    )
+    .unwrap();
     let out = model.forward(&x).unwrap();
     assert_eq!(out.kind(), tch::Kind::Float);
     let matte = modnetmatte::net::postprocess::to_matte(&out, w, h).unwrap();

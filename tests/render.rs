@@ -259,7 +259,6 @@ fn smoothing_and_reuse_follow_the_temporal_rules() {
         })
         .collect();
     let config = TemporalConfig {
-        mask_every: 2,
         smoothing: 0.6,
         ofd: false,
     };

@@ -4,7 +4,6 @@
 //! its symbols directly: it registers CUDA with libtorch from static initialisers).
 //! So one binary serves CPU and GPU machines: for `auto` and `cuda` we dlopen it at
 //! run time, and CUDA is used only if that works and libtorch then sees a device.
-//! (Pinned buffers and our own streams arrive with the CUDA issue.)
 
 use std::fmt;
 use std::str::FromStr;

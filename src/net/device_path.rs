@@ -317,7 +317,7 @@ fn network_input(b: &Batch<'_>, planes: &[Tensor]) -> Result<Tensor> {
     let layout = b.engine.input_layout();
     let inputs = planes
         .chunks(per_frame)
-        .map(|p| preprocess::planes_to_input_as(p, &b.shape, ref_size, layout))
+        .map(|p| preprocess::planes_to_input(p, &b.shape, ref_size, layout))
         .collect::<Result<Vec<_>>>()?;
     // In stage-timing mode, preprocessing alone (never inside a capture).
     if b.mode == Mode::Plain {

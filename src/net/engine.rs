@@ -34,8 +34,9 @@ pub struct EngineConfig {
     /// fp16 halves the network's memory traffic on CUDA; on a CPU it falls back to
     /// fp32 (said in `device_note`).
     pub precision: Precision,
-    /// Frame size to run two warm-up passes at when loading, so that the first real
-    /// frame does not pay libtorch's one-off costs; `None` skips it.
+    /// Frame size to warm up at when loading (`warm_up_batch`: one pass on a CPU, two
+    /// on CUDA), so that the first real frame does not pay libtorch's one-off costs;
+    /// `None` skips it.
     pub warmup_frame: Option<(u32, u32)>,
     /// On CUDA, capture the device path's stages into CUDA graphs after their warm-up
     /// runs and replay them (falls back to plain runs, said in `graph_status`, if a
@@ -227,6 +228,7 @@ impl Engine {
             (tch::Kind::Float, self.device()),
         )?;
         let mut last = Duration::ZERO;
+        // CUDA's first pass includes cuDNN's algorithm search; the second is warm.
         let passes = if self.device().is_cuda() { 2 } else { 1 };
         for _ in 0..passes {
             let t0 = Instant::now();
@@ -288,7 +290,7 @@ impl Engine {
     /// The matte of one frame, at the frame's size, with the time each stage took.
     pub fn matte(&self, frame: &Frame<'_>) -> Result<(Matte, StageTimings)> {
         let t0 = Instant::now();
-        let input = preprocess::to_input_as(
+        let input = preprocess::to_input(
             frame,
             self.config.ref_size,
             self.device(),

@@ -43,15 +43,6 @@ pub fn inference_size(width: u32, height: u32, ref_size: u32) -> (u32, u32) {
     (round(rw), round(rh))
 }
 
-/// Frame -> float32 [1,3,h,w] in [-1,1] at `inference_size`, on `device`.
-///
-/// YUV frames are resized plane by plane first and converted to RGB at the network
-/// size: the conversion is affine, so this equals convert-then-resize (up to the final
-/// clamp) at a fraction of the cost.
-pub fn to_input(frame: &Frame<'_>, ref_size: u32, device: Device) -> Result<Tensor> {
-    to_input_as(frame, ref_size, device, Layout::Nchw)
-}
-
 /// The memory layout of the network input: NCHW (contiguous), or channels-last
 /// (NHWC in memory, [N,C,H,W] strides as PyTorch writes them) for a network that
 /// takes it (the CPU variant), which then needs no layout copy.
@@ -61,8 +52,13 @@ pub enum Layout {
     ChannelsLast,
 }
 
-/// As `to_input`, in `layout`.
-pub fn to_input_as(
+/// Frame -> float32 [1,3,h,w] in [-1,1] at `inference_size`, on `device`, in
+/// `layout`.
+///
+/// YUV frames are resized plane by plane first and converted to RGB at the network
+/// size: the conversion is affine, so this equals convert-then-resize (up to the final
+/// clamp) at a fraction of the cost.
+pub fn to_input(
     frame: &Frame<'_>,
     ref_size: u32,
     device: Device,
@@ -81,7 +77,7 @@ pub fn to_input_as(
         .into_iter()
         .map(|p| p.f_to_device(device))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    planes_to_input_as(&planes, &frame.shape(), ref_size, layout)
+    planes_to_input(&planes, &frame.shape(), ref_size, layout)
 }
 
 /// One output row from the column sums of its window of rows (`acc`, one u32 per
@@ -194,13 +190,8 @@ fn area_channels_last(frame: &Frame<'_>, p: PackedRgb, rw: usize, rh: usize) -> 
 
 /// The network input from a frame's planes (uint8 [rows, row_bytes] each, on the
 /// network's device, as `frame_planes` or the CUDA upload gives them) of a frame of
-/// this shape.
-pub fn planes_to_input(planes: &[Tensor], frame: &FrameShape, ref_size: u32) -> Result<Tensor> {
-    planes_to_input_as(planes, frame, ref_size, Layout::Nchw)
-}
-
-/// As `planes_to_input`, in `layout`.
-pub fn planes_to_input_as(
+/// this shape, in `layout`.
+pub fn planes_to_input(
     planes: &[Tensor],
     frame: &FrameShape,
     ref_size: u32,
@@ -211,7 +202,12 @@ pub fn planes_to_input_as(
     if layout == Layout::ChannelsLast {
         // The uncommon channels-last cases (YUV, frames smaller than the input, the
         // device path's planes): one layout copy, of the network-sized input.
-        return crate::net::model::to_channels_last(&planes_to_input(planes, frame, ref_size)?);
+        return crate::net::model::to_channels_last(&planes_to_input(
+            planes,
+            frame,
+            ref_size,
+            Layout::Nchw,
+        )?);
     }
     if let Some(channels) = planes::rgb_channels(planes, frame)? {
         let chw = Tensor::f_stack(&channels, 0)?.f_unsqueeze(0)?;
@@ -273,6 +269,7 @@ mod tests {
             &Frame::packed(&rgb, 2, 1, PixelFormat::Rgb),
             32,
             Device::Cpu,
+            Layout::Nchw,
         )
         .unwrap();
         assert_eq!(reference.size(), [1, 3, 32, 64]);
@@ -289,7 +286,7 @@ mod tests {
             }
             let mut frame = Frame::packed(&data, 2, 1, format);
             frame.planes[0].stride = data.len();
-            let x = to_input(&frame, 32, Device::Cpu).unwrap();
+            let x = to_input(&frame, 32, Device::Cpu, Layout::Nchw).unwrap();
             assert_eq!(max_diff(&x, &reference), 0.0, "{format:?}");
         }
     }
@@ -320,8 +317,8 @@ mod tests {
                 }
                 let mut frame = Frame::packed(&data, w as u32, h as u32, format);
                 frame.planes[0].stride = stride;
-                let nchw = to_input(&frame, ref_size, Device::Cpu).unwrap();
-                let cl = to_input_as(&frame, ref_size, Device::Cpu, Layout::ChannelsLast).unwrap();
+                let nchw = to_input(&frame, ref_size, Device::Cpu, Layout::Nchw).unwrap();
+                let cl = to_input(&frame, ref_size, Device::Cpu, Layout::ChannelsLast).unwrap();
                 assert_eq!(cl.size(), nchw.size(), "{format:?} {w}x{h}");
                 let [_, c, hh, ww] = cl.size()[..] else {
                     unreachable!()
@@ -352,10 +349,13 @@ mod tests {
             ],
             matrix: YuvMatrix::BT709,
         };
-        let cl = to_input_as(&i420, 32, Device::Cpu, Layout::ChannelsLast).unwrap();
+        let cl = to_input(&i420, 32, Device::Cpu, Layout::ChannelsLast).unwrap();
         assert_eq!(cl.stride(), [32 * 64 * 3, 1, 64 * 3, 3]);
         assert_eq!(
-            max_diff(&cl, &to_input(&i420, 32, Device::Cpu).unwrap()),
+            max_diff(
+                &cl,
+                &to_input(&i420, 32, Device::Cpu, Layout::Nchw).unwrap()
+            ),
             0.0
         );
     }
@@ -388,6 +388,7 @@ mod tests {
             &Frame::packed(&rgb, w as u32, h as u32, PixelFormat::Rgb),
             32,
             Device::Cpu,
+            Layout::Nchw,
         )
         .unwrap();
         let m = YuvMatrix::BT709;
@@ -441,7 +442,7 @@ mod tests {
                     .collect(),
                 matrix: m,
             };
-            let x = to_input(&frame, 32, Device::Cpu).unwrap();
+            let x = to_input(&frame, 32, Device::Cpu, Layout::Nchw).unwrap();
             assert_eq!(x.size(), reference.size());
             // One code step of rounding in Y'CbCr is under 2/255 in RGB.
             let d = max_diff(&x, &reference) * 127.5;

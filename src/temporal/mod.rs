@@ -1,7 +1,7 @@
 //! Temporal stability of the matte across frames (all off by default):
 //!
-//! - `mask_every` N: run the network on every Nth frame only, reuse the last matte
-//!   between (decided by the caller through [`Temporal::needs_inference`]);
+//! - mask-every N: run the network on every Nth frame only ([`is_network_frame`],
+//!   asked by the caller) and reuse the last matte between ([`Temporal::push_reused`]);
 //! - `smoothing` s in [0, 1): exponential moving average, a(t) = s a(t-1) + (1-s) m(t);
 //! - `ofd`: MODNet's one-frame-delay fix (never released by its authors): where
 //!   a(t-1) and a(t+1) agree within `OFD_TOLERANCE` but a(t) differs from both by
@@ -23,7 +23,6 @@ pub const OFD_TOLERANCE: f32 = 0.1;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TemporalConfig {
-    pub mask_every: u32,
     pub smoothing: f32,
     pub ofd: bool,
 }
@@ -31,7 +30,6 @@ pub struct TemporalConfig {
 impl Default for TemporalConfig {
     fn default() -> Self {
         Self {
-            mask_every: 1,
             smoothing: 0.0,
             ofd: false,
         }
@@ -63,13 +61,6 @@ impl Temporal {
     /// Forget all history (flush, new stream, new size).
     pub fn reset(&mut self) {
         *self = Self::default();
-    }
-
-    /// Whether the next frame needs the network (false: reuse with `push_reused`).
-    pub fn needs_inference(&self, config: &TemporalConfig, width: u32, height: u32) -> bool {
-        self.last_raw.is_none()
-            || self.size != (width, height)
-            || is_network_frame(self.frames_seen, config.mask_every)
     }
 
     /// The next frame's matte from the network. Returns the matte of the frame that
@@ -132,17 +123,19 @@ impl Temporal {
         }
     }
 
-    /// The next frame reuses the last matte (`mask_every`); same return as `push`.
+    /// The next frame reuses the last matte (mask-every, drop-late); same return as
+    /// `push`.
     pub fn push_reused(
         &mut self,
         config: &TemporalConfig,
         width: u32,
         height: u32,
     ) -> Option<SharedMatte> {
-        let last = self
-            .last_raw
-            .clone()
-            .unwrap_or_else(|| Arc::new(vec![0.0; (width * height) as usize]));
+        // Never a matte of another size: without one of this size, all background.
+        let last = match &self.last_raw {
+            Some(m) if self.size == (width, height) => m.clone(),
+            _ => Arc::new(vec![0.0; width as usize * height as usize]),
+        };
         self.push_shared(config, width, height, last)
     }
 
@@ -232,23 +225,21 @@ mod tests {
 
     #[test]
     fn mask_every_reuses_the_last_network_matte() {
-        let config = TemporalConfig {
-            mask_every: 3,
-            ..Default::default()
-        };
+        let config = TemporalConfig::default();
         let mut t = Temporal::new();
-        let mut ran = Vec::new();
-        for i in 0..7 {
-            if t.needs_inference(&config, 1, 1) {
-                ran.push(i);
-                t.push(&config, 1, 1, vec![i as f32]);
+        let mut out = Vec::new();
+        for i in 0..7u64 {
+            let m = if is_network_frame(i, 3) {
+                t.push(&config, 1, 1, vec![i as f32])
             } else {
-                t.push_reused(&config, 1, 1);
-            }
+                t.push_reused(&config, 1, 1)
+            };
+            out.push(m.map(|m| m[0]));
         }
-        assert_eq!(ran, vec![0, 3, 6]);
-        // A new size always runs the network.
-        assert!(t.needs_inference(&config, 2, 2));
+        let want = [0.0, 0.0, 0.0, 3.0, 3.0, 3.0, 6.0].map(Some);
+        assert_eq!(out, want);
+        // A reuse at a new size has no matte of that size: all background.
+        assert_eq!(t.push_reused(&config, 2, 1).as_deref(), Some(&vec![0.0; 2]));
     }
 
     #[test]

@@ -63,7 +63,6 @@ impl Ordered {
     /// becomes ready.
     fn take(&mut self, ctx: &Ctx<'_>, done: Done) -> Result<(), StreamError> {
         let config = TemporalConfig {
-            mask_every: ctx.settings.matte.mask_every,
             smoothing: ctx.settings.matte.temporal_smoothing as f32,
             ofd: self.ofd,
         };

@@ -105,7 +105,6 @@ impl Realtime {
     fn absorb(&mut self, ctx: &Ctx<'_>, done: Vec<(u64, Done)>) -> Result<(), StreamError> {
         let (w, h) = (self.info.width(), self.info.height());
         let config = TemporalConfig {
-            mask_every: 1,
             smoothing: ctx.settings.matte.temporal_smoothing as f32,
             ofd: false,
         };

@@ -5,10 +5,8 @@
 //! parallel regions ("throttled" to ~100 spins) and its threads sleep and wake on
 //! futexes hundreds of times per forward pass. The element loads the model on the
 //! application's thread and warms up on the streaming thread, then runs the network
-//! on its worker: three teams on a 2-core machine. Measured (MODNet 896x512, 2
-//! threads, libtorch's libgomp): a forward pass with two idle extra teams alive made
-//! 5,491 context switches against 361 without, and took 5-12% longer; with those
-//! teams released as below, 1,208.
+//! on its worker: three teams on a 2-core machine, which made a forward pass slower
+//! (figures in ARCHITECTURE.md, "Measurements behind the code").
 //!
 //! `release_team` frees the calling thread's team (libgomp's
 //! `omp_pause_resource_all`, OpenMP 5.0; it is made again if the thread uses

@@ -19,7 +19,7 @@ use crate::net::postprocess::{self, Matte};
 use crate::net::preprocess::{self, MIN_SIDE};
 
 /// Largest accepted `ref_size`: beyond it MODNet's receptive field no longer covers a
-/// portrait and the cost explodes (246 GFLOP a frame at 1088).
+/// portrait and the cost explodes (ARCHITECTURE.md, "Measurements behind the code").
 pub const MAX_REF_SIZE: u32 = 2048;
 
 #[derive(Debug, Clone)]
@@ -211,8 +211,8 @@ impl Engine {
     /// the first pays cuDNN's and the graph executor's one-off work, the second the
     /// profiling executor's optimised plan. On a CPU one: the model runs on the simple
     /// executor there (no second plan), and oneDNN's kernels for these shapes are made
-    /// in the first; a second pass only delayed the first frame by one more network
-    /// run (0.6 s at 720p here), for a start-up the issue wants under 3 s.
+    /// in the first; a second pass would only delay the first frame by one more
+    /// network run.
     pub fn warm_up(&self, width: u32, height: u32) -> Result<()> {
         self.warm_up_batch(width, height, 1).map(|_| ())
     }

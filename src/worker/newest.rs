@@ -9,10 +9,9 @@
 //!
 //! On a CPU with `num-threads` 0, the worker's OpenMP team gets all cores but one
 //! (set on the worker thread alone, `worker_threads`): the streaming thread
-//! composites every frame at the camera's rate on the one left. (Measured on 2
-//! cores, 720p ref-size 512: 30.0 frames/s out either way; the network 1.40 s a run on
-//! one thread against 1.57 s on two competing with the compositing. A lower priority
-//! for the worker changed nothing there, and would starve the matte on a busy machine.)
+//! composites every frame at the camera's rate on the one left (the network runs
+//! faster on one thread of its own than on two shared with compositing; a lower
+//! priority for the worker would starve the matte on a busy machine).
 //!
 //! `own_matte_wait` is the rule for how long a frame may wait for its own matte: only
 //! when the network keeps up, so a fast device gives every frame its own matte and a

@@ -6,7 +6,7 @@
 use super::{Compositing, Pacing};
 
 /// Frames per forward pass with batch=0 (auto) on the CUDA device path when upstream
-/// is not live (file jobs): measured fastest there (README, GPU figures).
+/// is not live (file jobs): the fastest measured there (README, "GPU check").
 pub(super) const AUTO_BATCH_CUDA: usize = 8;
 
 /// How frames meet the network.

@@ -12,9 +12,9 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
+use super::buffers::Infos;
 use super::caps;
 use super::context::{CAT, Ctx, StreamError};
-use super::render::Infos;
 use super::settings::{self, Settings};
 use super::state::State;
 use super::stats::Stats;

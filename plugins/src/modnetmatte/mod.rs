@@ -5,6 +5,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod background;
+mod buffers;
 mod caps;
 mod context;
 mod decide;

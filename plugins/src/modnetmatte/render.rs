@@ -10,17 +10,10 @@ use modnetmatte::{FrameShape, composite};
 
 use super::Output;
 use super::background::{Backgrounds, Notes};
+use super::buffers::{self, Infos};
 use super::context::{CAT, Ctx, StreamError};
-use super::jobs;
 use super::stats::ms;
 use crate::formats::{to_pixel_format, yuv_matrix};
-
-/// The caps' input and output video infos.
-#[derive(Clone)]
-pub(super) struct Infos {
-    pub(super) input: gst_video::VideoInfo,
-    pub(super) output: gst_video::VideoInfo,
-}
 
 pub(super) struct Render {
     /// Fixed at start: the caps depend on it.
@@ -101,8 +94,8 @@ impl Render {
         let infos = self.infos()?;
         let vin = VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), &infos.input)
             .map_err(|_| StreamError::Output("input buffer does not match the caps".into()))?;
-        let frame = jobs::map_input(&vin, &infos.input).map_err(StreamError::Output)?;
-        let (outbuf, ()) = jobs::new_output(inbuf, &infos.output, |out| {
+        let frame = buffers::map_input(&vin, &infos.input).map_err(StreamError::Output)?;
+        let (outbuf, ()) = buffers::new_output(inbuf, &infos.output, |out| {
             composite::output_frame(&frame, alpha, &spec, out).map_err(|e| e.to_string())
         })
         .map_err(StreamError::Output)?;

@@ -12,13 +12,14 @@ use modnetmatte::gpu::graphs::Mode;
 use modnetmatte::{DevicePath, DeviceRequest, Engine, EngineConfig};
 
 use super::background::Backgrounds;
+use super::buffers::Infos;
 use super::context::{CAT, Ctx, StreamError};
 use super::decide::{self, Kind, Placement};
 use super::path::device::Device;
 use super::path::ordered::Ordered;
 use super::path::realtime::Realtime;
 use super::path::{Caps, Incoming, Path, frame_interval};
-use super::render::{Infos, Render};
+use super::render::Render;
 use super::settings::{self, Settings};
 use super::stats::{Stats, ms};
 

@@ -7,6 +7,7 @@ use gst::glib;
 pub mod formats;
 mod modnetmatte;
 pub mod pinnedpool;
+pub mod stats_fields;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     modnetmatte::register(plugin)

@@ -7,6 +7,8 @@ use std::time::Duration;
 use modnetmatte::StageTimings;
 use modnetmatte::gpu::graphs::Status as GraphStatus;
 
+use crate::stats_fields as f;
+
 #[derive(Debug, Default, Clone)]
 pub(super) struct Stats {
     pub(super) frames: u64,
@@ -195,34 +197,34 @@ impl Stats {
         let (used, total) = self.gpu_memory;
         let a = &self.ages;
         gst::Structure::builder("modnetmatte-stats")
-            .field("frames", self.frames)
-            .field("pacing", self.pacing)
-            .field("matte-age-mean-ms", per(a.sum, a.timed))
-            .field("matte-age-last-ms", ms(a.last))
-            .field("matte-age-max-ms", ms(a.max))
-            .field("frames-earlier-matte", a.earlier)
-            .field("frames-without-matte", a.without)
-            .field("frames-skipped-by-network", a.skipped)
-            .field("frames-matte-reused", self.reused)
-            .field("network-runs", self.runs)
-            .field("frames-late-reused", self.late)
-            .field("mean-inference-ms", per(self.inference, inferred))
-            .field("last-inference-ms", ms(self.last_inference))
-            .field("mean-preprocess-ms", per(self.preprocess, inferred))
-            .field("mean-postprocess-ms", per(self.postprocess, inferred))
-            .field("mean-compositing-ms", per(self.compositing, self.frames))
-            .field("mean-total-ms", per(self.total, self.frames))
-            .field("compositing-on", self.compositing_on.as_str())
-            .field("mean-upload-ms", per(self.upload, self.device_frames))
-            .field("mean-download-ms", per(self.download, self.device_frames))
-            .field("mean-latency-ms", per(self.wall, self.device_frames))
-            .field("pinned-mb", mb(self.pinned_bytes))
-            .field("device-buffers-mb", mb(self.device_bytes))
-            .field("batch", self.batch)
-            .field("cuda-graphs", self.graphs_summary())
-            .field("graph-replays", self.graphs.replays)
-            .field("gpu-memory-used-mb", mb(used))
-            .field("gpu-memory-total-mb", mb(total))
+            .field(f::FRAMES, self.frames)
+            .field(f::PACING, self.pacing)
+            .field(f::MATTE_AGE_MEAN_MS, per(a.sum, a.timed))
+            .field(f::MATTE_AGE_LAST_MS, ms(a.last))
+            .field(f::MATTE_AGE_MAX_MS, ms(a.max))
+            .field(f::FRAMES_EARLIER_MATTE, a.earlier)
+            .field(f::FRAMES_WITHOUT_MATTE, a.without)
+            .field(f::FRAMES_SKIPPED_BY_NETWORK, a.skipped)
+            .field(f::FRAMES_MATTE_REUSED, self.reused)
+            .field(f::NETWORK_RUNS, self.runs)
+            .field(f::FRAMES_LATE_REUSED, self.late)
+            .field(f::MEAN_INFERENCE_MS, per(self.inference, inferred))
+            .field(f::LAST_INFERENCE_MS, ms(self.last_inference))
+            .field(f::MEAN_PREPROCESS_MS, per(self.preprocess, inferred))
+            .field(f::MEAN_POSTPROCESS_MS, per(self.postprocess, inferred))
+            .field(f::MEAN_COMPOSITING_MS, per(self.compositing, self.frames))
+            .field(f::MEAN_TOTAL_MS, per(self.total, self.frames))
+            .field(f::COMPOSITING_ON, self.compositing_on.as_str())
+            .field(f::MEAN_UPLOAD_MS, per(self.upload, self.device_frames))
+            .field(f::MEAN_DOWNLOAD_MS, per(self.download, self.device_frames))
+            .field(f::MEAN_LATENCY_MS, per(self.wall, self.device_frames))
+            .field(f::PINNED_MB, mb(self.pinned_bytes))
+            .field(f::DEVICE_BUFFERS_MB, mb(self.device_bytes))
+            .field(f::BATCH, self.batch)
+            .field(f::CUDA_GRAPHS, self.graphs_summary())
+            .field(f::GRAPH_REPLAYS, self.graphs.replays)
+            .field(f::GPU_MEMORY_USED_MB, mb(used))
+            .field(f::GPU_MEMORY_TOTAL_MB, mb(total))
             .build()
     }
 }
@@ -260,5 +262,13 @@ mod tests {
         assert_eq!(field::<f64>(&s, "gpu-memory-total-mb"), 8.0);
         assert_eq!(field::<u64>(&s, "frames"), 2);
         assert_eq!(field::<u64>(&s, "frames-matte-reused"), 1);
+    }
+
+    #[test]
+    fn the_structure_has_every_shared_field_name_and_no_other() {
+        gst::init().unwrap();
+        let s = Stats::default().to_structure();
+        let names: Vec<&str> = s.fields().map(|n| n.as_str()).collect();
+        assert_eq!(names, f::ALL);
     }
 }

@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use crate::options::{Backdrop, GeometryArgs, MatteArgs};
+pub use gstmodnet::Pacing;
+use gstmodnet::Precision;
+
+use crate::options::{Backdrop, GeometryArgs, MatteArgs, nick};
 
 /// Quotes a property value for gst-launch syntax.
 pub fn quote(s: &str) -> String {
@@ -48,21 +51,11 @@ pub fn shaping(g: &GeometryArgs) -> String {
     s
 }
 
-/// How the element meets the network's pace: a camera's frames go out at its rate with
-/// the newest matte; a file's each wait for their own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pacing {
-    Realtime,
-    EveryFrame,
-}
-
 /// The element and its properties; `alpha`: the person over transparency.
 pub fn element(m: &MatteArgs, alpha: bool, pacing: Pacing) -> String {
-    let mut s = String::from("modnetmatte name=matte");
-    s += match pacing {
-        Pacing::Realtime => " pacing=realtime",
-        Pacing::EveryFrame => " pacing=every-frame",
-    };
+    // A camera's frames go out at its rate with the newest matte; a file's each wait
+    // for their own.
+    let mut s = format!("modnetmatte name=matte pacing={}", nick(pacing));
     match &m.background {
         _ if alpha => s += " output=alpha",
         Backdrop::Blur => s += &format!(" background=blur blur-radius={}", m.blur_radius),
@@ -72,8 +65,8 @@ pub fn element(m: &MatteArgs, alpha: bool, pacing: Pacing) -> String {
         Backdrop::Video(_) => s += " output=alpha",
     }
     s += &format!(" device={} ref-size={}", quote(&m.device), m.ref_size);
-    if m.precision != "fp32" {
-        s += &format!(" precision={}", m.precision);
+    if m.precision != Precision::Fp32 {
+        s += &format!(" precision={}", nick(m.precision));
     }
     if let Some(model) = &m.model {
         s += &format!(" model={}", quote_path(model));
@@ -324,6 +317,7 @@ mod tests {
             "ofd=true",
             "mask-every=2",
             "model=\"/m/a b.pt\"",
+            "pacing=every-frame",
         ] {
             assert!(e.contains(want), "{want} not in {e}");
         }

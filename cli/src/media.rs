@@ -96,38 +96,9 @@ impl LoopedVideo {
         until: StreamEnd,
     ) -> Result<LoopedVideo> {
         let info = discover(path, "background video")?;
-        let g = info.geometry;
-        let (l, r, t, b) = cover_crop((g.width, g.height), size);
-        let desc = format!(
-            "filesrc location={} ! decodebin ! videoconvert ! \
-             videocrop left={l} right={r} top={t} bottom={b} ! videoscale ! \
-             video/x-raw,format=I420,width={},height={},pixel-aspect-ratio=1/1 ! \
-             appsink name=sink sync=false max-buffers=4",
-            quote_path(path),
-            size.0,
-            size.1
-        );
-        let pipeline = gst::parse::launch(&desc)?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| anyhow!("background pipeline is not a pipeline"))?;
-        let sink = pipeline
-            .by_name("sink")
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .context("background appsink")?;
-        let caps = gst::Caps::builder("video/x-raw")
-            .field("format", "I420")
-            .field("width", size.0 as i32)
-            .field("height", size.1 as i32)
-            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-            .field("framerate", gst::Fraction::new(g.fps.0, g.fps.1))
-            .build();
-        appsrc.set_caps(Some(&caps));
-        appsrc.set_format(gst::Format::Time);
-        let frame = gst::ClockTime::SECOND
-            .mul_div_floor(g.fps.1 as u64, g.fps.0 as u64)
-            .unwrap_or(gst::ClockTime::from_mseconds(33));
-        appsrc.set_property("block", true);
-        appsrc.set_max_buffers(2);
+        let fps = info.geometry.fps;
+        let (pipeline, sink) = decoder(path, (info.geometry.width, info.geometry.height), size)?;
+        let frame = feed_into(&appsrc, size, fps);
         let stop = Arc::new(AtomicBool::new(false));
         // From here on, an early return stops and joins what was started (Drop).
         let mut this = LoopedVideo {
@@ -135,125 +106,200 @@ impl LoopedVideo {
             stop: stop.clone(),
             threads: Vec::new(),
         };
-
-        pipeline
-            .set_state(gst::State::Paused)
-            .map_err(|_| anyhow!("background video {}: cannot be played", path.display()))?;
-        let bus = pipeline.bus().context("background pipeline has no bus")?;
-        // Wait for preroll, then loop by segment seeks: SEGMENT_DONE instead of EOS at
-        // the end, answered by a non-flushing seek back to the start.
-        match bus.timed_pop_filtered(
-            gst::ClockTime::from_seconds(30),
-            &[gst::MessageType::AsyncDone, gst::MessageType::Error],
-        ) {
-            Some(m) => {
-                if let gst::MessageView::Error(e) = m.view() {
-                    bail!("background video {}: {}", path.display(), e.error());
-                }
-            }
-            None => bail!("background video {}: did not start in 30 s", path.display()),
-        }
-        let seek = |flags| {
-            pipeline.seek(
-                1.0,
-                flags,
-                gst::SeekType::Set,
-                gst::ClockTime::ZERO,
-                gst::SeekType::None,
-                gst::ClockTime::NONE,
-            )
-        };
-        seek(gst::SeekFlags::FLUSH | gst::SeekFlags::SEGMENT).map_err(|_| {
-            anyhow!(
-                "background video {}: cannot seek, so cannot loop",
-                path.display()
-            )
-        })?;
-        pipeline.set_state(gst::State::Playing)?;
-
-        // A thread of our own moves frames from the loop into the main pipeline, so
-        // nothing of ours ever blocks one of the main pipeline's streaming threads.
+        let bus = start_looping(&pipeline, path)?;
         // Started only now: before its pipeline starts, an appsink says it is at EOS.
-        let stop_feed = stop.clone();
-        let feeder = std::thread::Builder::new()
-            .name("modnetmatte-bgfeed".into())
-            .spawn(move || {
-                let mut n: u64 = 0;
-                while !stop_feed.load(Ordering::Relaxed) {
-                    let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(200))
-                    else {
-                        if sink.is_eos() {
-                            let _ = appsrc.end_of_stream();
-                            return;
-                        }
-                        continue;
-                    };
-                    let Some(buffer) = sample.buffer_owned() else {
-                        continue;
-                    };
-                    let mut buffer = buffer.copy();
-                    {
-                        let b = buffer.make_mut();
-                        b.set_pts(frame * n);
-                        b.set_dts(gst::ClockTime::NONE);
-                        b.set_duration(frame);
-                    }
-                    n += 1;
-                    let covered = frame * n;
-                    // FLUSHING: the main pipeline is not playing (yet, or any more);
-                    // EOS: the matted stream ended and so does the background.
-                    loop {
-                        match appsrc.push_buffer(buffer.clone()) {
-                            Ok(_) => break,
-                            Err(gst::FlowError::Flushing) if !stop_feed.load(Ordering::Relaxed) => {
-                                std::thread::sleep(std::time::Duration::from_millis(20))
-                            }
-                            Err(_) => return,
-                        }
-                    }
-                    // Ends only once the background covers the matted stream, however
-                    // far behind it was when that stream ended.
-                    let end = *until.lock().unwrap_or_else(|p| p.into_inner());
-                    if end.is_some_and(|end| covered >= end) {
-                        let _ = appsrc.end_of_stream();
-                        return;
-                    }
-                }
-            })?;
-        this.threads.push(feeder);
-
-        let stop_bus = stop.clone();
-        let weak = pipeline.downgrade();
-        let name = PathBuf::from(path);
-        let bus_thread = std::thread::Builder::new()
-            .name("modnetmatte-bgloop".into())
-            .spawn(move || {
-                while !stop_bus.load(Ordering::Relaxed) {
-                    let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
-                        continue;
-                    };
-                    let Some(p) = weak.upgrade() else { return };
-                    match msg.view() {
-                        gst::MessageView::SegmentDone(_) => {
-                            let _ = p.seek(
-                                1.0,
-                                gst::SeekFlags::SEGMENT,
-                                gst::SeekType::Set,
-                                gst::ClockTime::ZERO,
-                                gst::SeekType::None,
-                                gst::ClockTime::NONE,
-                            );
-                        }
-                        gst::MessageView::Error(e) => {
-                            eprintln!("background video {}: {}", name.display(), e.error());
-                            return;
-                        }
-                        _ => {}
-                    }
-                }
-            })?;
-        this.threads.push(bus_thread);
+        let feeder = Feeder {
+            sink,
+            appsrc,
+            frame,
+            until,
+            stop: stop.clone(),
+        };
+        this.threads.push(
+            std::thread::Builder::new()
+                .name("modnetmatte-bgfeed".into())
+                .spawn(move || feeder.run())?,
+        );
+        let (weak, name) = (pipeline.downgrade(), PathBuf::from(path));
+        this.threads.push(
+            std::thread::Builder::new()
+                .name("modnetmatte-bgloop".into())
+                .spawn(move || loop_on_bus(&bus, &weak, &name, &stop))?,
+        );
         Ok(this)
+    }
+}
+
+/// The pipeline that decodes the background video, cropped and scaled from `from` to
+/// cover `size`, into its appsink.
+fn decoder(
+    path: &Path,
+    from: (u32, u32),
+    size: (u32, u32),
+) -> Result<(gst::Pipeline, gst_app::AppSink)> {
+    let (l, r, t, b) = cover_crop(from, size);
+    let desc = format!(
+        "filesrc location={} ! decodebin ! videoconvert ! \
+         videocrop left={l} right={r} top={t} bottom={b} ! videoscale ! \
+         video/x-raw,format=I420,width={},height={},pixel-aspect-ratio=1/1 ! \
+         appsink name=sink sync=false max-buffers=4",
+        quote_path(path),
+        size.0,
+        size.1
+    );
+    let pipeline = gst::parse::launch(&desc)?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| anyhow!("background pipeline is not a pipeline"))?;
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .context("background appsink")?;
+    Ok((pipeline, sink))
+}
+
+/// Sets the appsrc's caps for frames of `size` at `fps`; the frame duration.
+fn feed_into(appsrc: &gst_app::AppSrc, size: (u32, u32), fps: (i32, i32)) -> gst::ClockTime {
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", size.0 as i32)
+        .field("height", size.1 as i32)
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .field("framerate", gst::Fraction::new(fps.0, fps.1))
+        .build();
+    appsrc.set_caps(Some(&caps));
+    appsrc.set_format(gst::Format::Time);
+    appsrc.set_property("block", true);
+    appsrc.set_max_buffers(2);
+    gst::ClockTime::SECOND
+        .mul_div_floor(fps.1 as u64, fps.0 as u64)
+        .unwrap_or(gst::ClockTime::from_mseconds(33))
+}
+
+/// Prerolls the decoder and starts it looping by segment seeks (SEGMENT_DONE instead
+/// of EOS at the end, answered by `loop_on_bus`); its bus.
+fn start_looping(pipeline: &gst::Pipeline, path: &Path) -> Result<gst::Bus> {
+    pipeline
+        .set_state(gst::State::Paused)
+        .map_err(|_| anyhow!("background video {}: cannot be played", path.display()))?;
+    let bus = pipeline.bus().context("background pipeline has no bus")?;
+    match bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(30),
+        &[gst::MessageType::AsyncDone, gst::MessageType::Error],
+    ) {
+        Some(m) => {
+            if let gst::MessageView::Error(e) = m.view() {
+                bail!("background video {}: {}", path.display(), e.error());
+            }
+        }
+        None => bail!("background video {}: did not start in 30 s", path.display()),
+    }
+    seek_to_start(pipeline, gst::SeekFlags::FLUSH | gst::SeekFlags::SEGMENT).map_err(|_| {
+        anyhow!(
+            "background video {}: cannot seek, so cannot loop",
+            path.display()
+        )
+    })?;
+    pipeline.set_state(gst::State::Playing)?;
+    Ok(bus)
+}
+
+fn seek_to_start(p: &gst::Pipeline, flags: gst::SeekFlags) -> Result<(), gst::glib::BoolError> {
+    p.seek(
+        1.0,
+        flags,
+        gst::SeekType::Set,
+        gst::ClockTime::ZERO,
+        gst::SeekType::None,
+        gst::ClockTime::NONE,
+    )
+}
+
+/// Answers the loop's SEGMENT_DONE with a seek back to the start, until stopped.
+fn loop_on_bus(
+    bus: &gst::Bus,
+    weak: &gst::glib::WeakRef<gst::Pipeline>,
+    name: &Path,
+    stop: &AtomicBool,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
+            continue;
+        };
+        let Some(p) = weak.upgrade() else { return };
+        match msg.view() {
+            gst::MessageView::SegmentDone(_) => {
+                let _ = seek_to_start(&p, gst::SeekFlags::SEGMENT);
+            }
+            gst::MessageView::Error(e) => {
+                eprintln!("background video {}: {}", name.display(), e.error());
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Moves frames from the loop into the main pipeline on a thread of its own, so that
+/// nothing of ours ever blocks one of the main pipeline's streaming threads.
+struct Feeder {
+    sink: gst_app::AppSink,
+    appsrc: gst_app::AppSrc,
+    frame: gst::ClockTime,
+    until: StreamEnd,
+    stop: Arc<AtomicBool>,
+}
+
+impl Feeder {
+    fn run(self) {
+        let mut n: u64 = 0;
+        while !self.stop.load(Ordering::Relaxed) {
+            let Some(sample) = self
+                .sink
+                .try_pull_sample(gst::ClockTime::from_mseconds(200))
+            else {
+                if self.sink.is_eos() {
+                    let _ = self.appsrc.end_of_stream();
+                    return;
+                }
+                continue;
+            };
+            let Some(buffer) = sample.buffer_owned() else {
+                continue;
+            };
+            let mut buffer = buffer.copy();
+            {
+                let b = buffer.make_mut();
+                b.set_pts(self.frame * n);
+                b.set_dts(gst::ClockTime::NONE);
+                b.set_duration(self.frame);
+            }
+            n += 1;
+            if !self.push(buffer) {
+                return;
+            }
+            // Ends only once the background covers the matted stream, however far
+            // behind it was when that stream ended.
+            let end = *self.until.lock().unwrap_or_else(|p| p.into_inner());
+            if end.is_some_and(|end| self.frame * n >= end) {
+                let _ = self.appsrc.end_of_stream();
+                return;
+            }
+        }
+    }
+
+    /// Pushes one frame; false once the main pipeline is done with the background.
+    fn push(&self, buffer: gst::Buffer) -> bool {
+        // FLUSHING: the main pipeline is not playing (yet, or any more); EOS: the
+        // matted stream ended and so does the background.
+        loop {
+            match self.appsrc.push_buffer(buffer.clone()) {
+                Ok(_) => return true,
+                Err(gst::FlowError::Flushing) if !self.stop.load(Ordering::Relaxed) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(_) => return false,
+            }
+        }
     }
 }
 

@@ -3,7 +3,13 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use std::marker::PhantomData;
+
 use clap::Args;
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use gst::glib;
+use gst::prelude::*;
+use gstmodnet::Precision;
 
 /// What replaces the background.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,23 +72,66 @@ impl FromStr for Backdrop {
     }
 }
 
-/// `WIDTHxHEIGHT`, both even and at least 16 (what encoders and v4l2loopback take).
+/// `WIDTHxHEIGHT` (the engine's `parse_size`), both even and from 16x16 to 7680x4320
+/// (what encoders and v4l2loopback take).
 pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
-    let (w, h) = s
-        .split_once(['x', 'X'])
-        .ok_or_else(|| format!("`{s}`: expected WIDTHxHEIGHT, e.g. 1280x720"))?;
-    let parse = |v: &str| {
-        v.trim()
-            .parse::<u32>()
-            .map_err(|e| format!("`{s}`: `{v}` is not a number ({e})"))
-    };
-    let (w, h) = (parse(w)?, parse(h)?);
+    let (w, h) = modnetmatte::frame::parse_size(s)?;
     if w < 16 || h < 16 || w > 7680 || h > 4320 || w % 2 == 1 || h % 2 == 1 {
         return Err(format!(
-            "`{s}`: width and height must be even, from 16x16 to 7680x4320"
+            "{s:?}: width and height must be even, from 16x16 to 7680x4320"
         ));
     }
     Ok((w, h))
+}
+
+/// Parses an option into one of the element's property enums by its nicks (what
+/// gst-inspect lists), so the CLI has no second copy of them; `--help` lists them.
+#[derive(Clone)]
+pub struct ElementEnum<E>(PhantomData<E>);
+
+impl<E> ElementEnum<E> {
+    pub fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<E: StaticType> ElementEnum<E> {
+    fn nicks(&self) -> Vec<String> {
+        glib::EnumClass::with_type(E::static_type())
+            .map(|c| c.values().iter().map(|v| v.nick().to_string()).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl<E> TypedValueParser for ElementEnum<E>
+where
+    E: StaticType + for<'a> glib::value::FromValue<'a> + Clone + Send + Sync + 'static,
+{
+    type Value = E;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<E, clap::Error> {
+        let nick = PossibleValuesParser::new(self.nicks()).parse_ref(cmd, arg, value)?;
+        glib::EnumClass::with_type(E::static_type())
+            .and_then(|c| c.to_value_by_nick(&nick))
+            .and_then(|v| v.get::<E>().ok())
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidValue).with_cmd(cmd))
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(self.nicks().into_iter().map(PossibleValue::new)))
+    }
+}
+
+/// The nick of one of the element's enum values, as a pipeline description sets it.
+pub fn nick<E: ToValue>(value: E) -> String {
+    glib::EnumValue::from_value(&value.to_value())
+        .map(|(_, v)| v.nick().to_string())
+        .unwrap_or_default()
 }
 
 /// How the person is cut out and what goes behind them: the element's properties.
@@ -100,8 +149,8 @@ pub struct MatteArgs {
     #[arg(long, env = "MODNETMATTE_DEVICE", default_value = "auto")]
     pub device: String,
     /// fp32, or fp16 on CUDA (faster; a CPU runs fp32).
-    #[arg(long, default_value = "fp32", value_parser = ["fp32", "fp16"])]
-    pub precision: String,
+    #[arg(long, default_value = "fp32", value_parser = ElementEnum::<Precision>::new())]
+    pub precision: Precision,
     /// The TorchScript MODNet (default: $MODNETMATTE_MODEL, else
     /// modnetmatte/modnet_photographic.pt under ~/.local/share or /usr/share).
     #[arg(long, value_name = "FILE")]
@@ -184,9 +233,44 @@ mod tests {
     fn sizes_parse() {
         assert_eq!(parse_size("1280x720"), Ok((1280, 720)));
         assert_eq!(parse_size("640X480"), Ok((640, 480)));
-        for bad in ["1280", "12x720", "1281x720", "axb", "100000x100"] {
+        for bad in [
+            "1280",
+            "12x720",
+            "1281x720",
+            "axb",
+            "100000x100",
+            "8000x4000",
+        ] {
             let e = parse_size(bad).unwrap_err();
             assert!(e.contains(bad), "{e}");
         }
+    }
+
+    #[derive(clap::Parser)]
+    struct P {
+        #[command(flatten)]
+        m: MatteArgs,
+    }
+
+    #[test]
+    fn precision_takes_the_elements_own_values() {
+        use clap::Parser;
+        let parse = |a: &[&str]| P::try_parse_from(std::iter::once("t").chain(a.iter().copied()));
+        let p = parse(&["--precision", "fp16"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.m.precision, Precision::Fp16);
+        assert_eq!(
+            parse(&[]).map(|p| p.m.precision).ok(),
+            Some(Precision::Fp32)
+        );
+        let e = parse(&["--precision", "fp8"])
+            .err()
+            .expect("fp8 refused")
+            .to_string();
+        assert!(
+            e.contains("fp8") && e.contains("fp32") && e.contains("fp16"),
+            "{e}"
+        );
+        assert_eq!(nick(Precision::Fp16), "fp16");
+        assert_eq!(nick(gstmodnet::Pacing::EveryFrame), "every-frame");
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 use gst::prelude::*;
+use gstmodnet::stats_fields as f;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Ctrl-C presses since start (SIGINT and SIGTERM).
@@ -54,11 +55,11 @@ fn stats(pipeline: &gst::Pipeline) -> Option<Stats> {
         .by_name("matte")?
         .property::<gst::Structure>("stats");
     Some(Stats {
-        frames: s.get("frames").unwrap_or(0),
-        last_ms: s.get("last-inference-ms").unwrap_or(0.0),
-        mean_ms: s.get("mean-inference-ms").unwrap_or(0.0),
-        age_last_ms: s.get("matte-age-last-ms").unwrap_or(0.0),
-        age_mean_ms: s.get("matte-age-mean-ms").unwrap_or(0.0),
+        frames: s.get(f::FRAMES).unwrap_or(0),
+        last_ms: s.get(f::LAST_INFERENCE_MS).unwrap_or(0.0),
+        mean_ms: s.get(f::MEAN_INFERENCE_MS).unwrap_or(0.0),
+        age_last_ms: s.get(f::MATTE_AGE_LAST_MS).unwrap_or(0.0),
+        age_mean_ms: s.get(f::MATTE_AGE_MEAN_MS).unwrap_or(0.0),
     })
 }
 
@@ -97,17 +98,38 @@ fn play(pipeline: &gst::Pipeline, report: Report) -> Result<Outcome> {
     let bus = pipeline
         .bus()
         .ok_or_else(|| anyhow!("pipeline has no bus"))?;
-    if pipeline.set_state(gst::State::Playing).is_err() {
-        // The reason is on the bus.
-        while let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(500)) {
-            if let gst::MessageView::Error(e) = msg.view() {
-                bail!("{}", error_text(e));
-            }
-        }
-        bail!("the pipeline did not start");
+    start_playing(pipeline, &bus)?;
+    let mut watch = Watch::new(pipeline, report);
+    let result = watch.until_the_end(&bus);
+    watch.bar.finish_and_clear();
+    result?;
+    let mut out = watch.out;
+    out.seconds = watch.start.elapsed().as_secs_f64();
+    if let Some(st) = stats(pipeline) {
+        out.frames = st.frames;
+        out.mean_inference_ms = st.mean_ms;
+        out.matte_age_mean_ms = st.age_mean_ms;
     }
+    out.dropped = watch.dropped.values().sum();
+    Ok(out)
+}
 
-    let bar = match &report {
+/// Sets the pipeline playing, or says why it did not start (from the bus).
+fn start_playing(pipeline: &gst::Pipeline, bus: &gst::Bus) -> Result<()> {
+    if pipeline.set_state(gst::State::Playing).is_ok() {
+        return Ok(());
+    }
+    while let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(500)) {
+        if let gst::MessageView::Error(e) = msg.view() {
+            bail!("{}", error_text(e));
+        }
+    }
+    bail!("the pipeline did not start")
+}
+
+/// A spinner with a status line (a camera), or a bar over the input's duration.
+fn progress_bar(report: &Report) -> ProgressBar {
+    match report {
         Report::Live => {
             let b = ProgressBar::new_spinner();
             b.set_style(
@@ -126,103 +148,137 @@ fn play(pipeline: &gst::Pipeline, report: Report) -> Result<Outcome> {
             );
             b
         }
-    };
+    }
+}
 
-    let start = Instant::now();
-    let mut out = Outcome::default();
-    let mut dropped: HashMap<String, u64> = HashMap::new();
-    let (mut last_tick, mut last_frames) = (Instant::now(), 0u64);
-    let mut stopping_since: Option<Instant> = None;
-    // Until the pipeline plays, an EOS would meet elements still starting (typefind
-    // fails with a flow error); a Ctrl-C then just stops.
-    let mut playing = false;
-    loop {
+/// A playing pipeline watched until its end: Ctrl-C, bus messages, the status line.
+struct Watch<'a> {
+    pipeline: &'a gst::Pipeline,
+    report: Report,
+    bar: ProgressBar,
+    start: Instant,
+    out: Outcome,
+    /// Frames each element reported dropped (QoS).
+    dropped: HashMap<String, u64>,
+    last_tick: Instant,
+    last_frames: u64,
+    stopping_since: Option<Instant>,
+    /// Until the pipeline plays, an EOS would meet elements still starting (typefind
+    /// fails with a flow error); a Ctrl-C then just stops.
+    playing: bool,
+}
+
+impl<'a> Watch<'a> {
+    fn new(pipeline: &'a gst::Pipeline, report: Report) -> Self {
+        Self {
+            pipeline,
+            bar: progress_bar(&report),
+            report,
+            start: Instant::now(),
+            out: Outcome::default(),
+            dropped: HashMap::new(),
+            last_tick: Instant::now(),
+            last_frames: 0,
+            stopping_since: None,
+            playing: false,
+        }
+    }
+
+    fn until_the_end(&mut self, bus: &gst::Bus) -> Result<()> {
+        while !self.interrupted() {
+            if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100))
+                && self.handle(&msg)?
+            {
+                return Ok(());
+            }
+            if self.last_tick.elapsed() >= Duration::from_millis(500) {
+                self.tick();
+            }
+        }
+        Ok(())
+    }
+
+    /// Ctrl-C: the first sends EOS (files are finalised), the second, or one before
+    /// the pipeline plays, stops at once; true when the loop must end now.
+    fn interrupted(&mut self) -> bool {
         let presses = INTERRUPTS.load(Ordering::SeqCst);
-        if presses >= 2 {
-            out.interrupted = true;
-            break;
+        if presses >= 2 || (presses == 1 && !self.playing) {
+            self.out.interrupted = true;
+            return true;
         }
-        if presses == 1 && !playing {
-            out.interrupted = true;
-            break;
+        if presses == 1 && self.stopping_since.is_none() {
+            say(&self.bar, "stopping (Ctrl-C again to quit at once)");
+            self.pipeline.send_event(gst::event::Eos::new());
+            self.stopping_since = Some(Instant::now());
+            self.out.interrupted = true;
         }
-        if presses == 1 && stopping_since.is_none() {
-            say(&bar, "stopping (Ctrl-C again to quit at once)");
-            pipeline.send_event(gst::event::Eos::new());
-            stopping_since = Some(Instant::now());
-            out.interrupted = true;
+        if self
+            .stopping_since
+            .is_some_and(|t| t.elapsed() > Duration::from_secs(10))
+        {
+            say(&self.bar, "no end of stream after 10 s: quitting");
+            return true;
         }
-        if stopping_since.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
-            say(&bar, "no end of stream after 10 s: quitting");
-            break;
-        }
+        false
+    }
 
-        if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
-            match msg.view() {
-                gst::MessageView::Eos(_) => break,
-                gst::MessageView::StateChanged(sc)
-                    if sc.src() == Some(pipeline.upcast_ref::<gst::Object>())
-                        && sc.current() == gst::State::Playing =>
-                {
-                    playing = true;
-                    if matches!(report, Report::Live) {
-                        say(&bar, "running; Ctrl-C stops");
-                    }
-                }
-                gst::MessageView::Error(e) => {
-                    bar.finish_and_clear();
-                    bail!("{}", error_text(e));
-                }
-                gst::MessageView::Warning(w) => {
-                    let src = w.src().map(|s| s.path_string().to_string());
-                    say(
-                        &bar,
-                        format!("warning: {}: {}", src.unwrap_or_default(), w.error()),
-                    );
-                }
-                gst::MessageView::Qos(q) => {
-                    let (_, d) = q.stats();
-                    if let (Some(src), gst::GenericFormattedValue::Buffers(Some(d))) = (q.src(), d)
-                    {
-                        dropped.insert(src.path_string().to_string(), *d);
-                    }
-                }
-                _ => {}
-            }
-        }
-
-        if last_tick.elapsed() >= Duration::from_millis(500) {
-            let st = stats(pipeline);
-            let frames = st.as_ref().map(|s| s.frames).unwrap_or(0);
-            let fps = (frames - last_frames.min(frames)) as f64 / last_tick.elapsed().as_secs_f64();
-            (last_tick, last_frames) = (Instant::now(), frames);
-            let net = st.as_ref().map(|s| s.last_ms).unwrap_or(0.0);
-            let (age, age_mean) = st
-                .as_ref()
-                .map_or((0.0, 0.0), |s| (s.age_last_ms, s.age_mean_ms));
-            let drops: u64 = dropped.values().sum();
-            match &report {
-                Report::Live => bar.set_message(format!(
-                    "{fps:5.1} frames/s | network {net:5.0} ms | matte age {age:5.0} ms \
-                     (mean {age_mean:5.0}) | dropped {drops} | {frames} frames"
-                )),
-                Report::Progress(_) => {
-                    if let Some(pos) = pipeline.query_position::<gst::ClockTime>() {
-                        bar.set_position(pos.mseconds());
-                    }
-                    bar.set_message(format!("frame {frames}, {fps:.1} frames/s"));
+    /// One bus message; true at the end of the stream.
+    fn handle(&mut self, msg: &gst::Message) -> Result<bool> {
+        match msg.view() {
+            gst::MessageView::Eos(_) => return Ok(true),
+            gst::MessageView::StateChanged(sc)
+                if sc.src() == Some(self.pipeline.upcast_ref::<gst::Object>())
+                    && sc.current() == gst::State::Playing =>
+            {
+                self.playing = true;
+                if matches!(self.report, Report::Live) {
+                    say(&self.bar, "running; Ctrl-C stops");
                 }
             }
-            bar.tick();
+            gst::MessageView::Error(e) => bail!("{}", error_text(e)),
+            gst::MessageView::Warning(w) => {
+                let src = w.src().map(|s| s.path_string().to_string());
+                say(
+                    &self.bar,
+                    format!("warning: {}: {}", src.unwrap_or_default(), w.error()),
+                );
+            }
+            gst::MessageView::Qos(q) => {
+                let (_, d) = q.stats();
+                if let (Some(src), gst::GenericFormattedValue::Buffers(Some(d))) = (q.src(), d) {
+                    self.dropped.insert(src.path_string().to_string(), *d);
+                }
+            }
+            _ => {}
         }
+        Ok(false)
     }
-    bar.finish_and_clear();
-    out.seconds = start.elapsed().as_secs_f64();
-    if let Some(st) = stats(pipeline) {
-        out.frames = st.frames;
-        out.mean_inference_ms = st.mean_ms;
-        out.matte_age_mean_ms = st.age_mean_ms;
+
+    /// The status line or the bar, from the element's stats.
+    fn tick(&mut self) {
+        let st = stats(self.pipeline);
+        let frames = st.as_ref().map(|s| s.frames).unwrap_or(0);
+        let fps =
+            (frames - self.last_frames.min(frames)) as f64 / self.last_tick.elapsed().as_secs_f64();
+        (self.last_tick, self.last_frames) = (Instant::now(), frames);
+        let net = st.as_ref().map(|s| s.last_ms).unwrap_or(0.0);
+        let (age, age_mean) = st
+            .as_ref()
+            .map_or((0.0, 0.0), |s| (s.age_last_ms, s.age_mean_ms));
+        let drops: u64 = self.dropped.values().sum();
+        match &self.report {
+            Report::Live => self.bar.set_message(format!(
+                "{fps:5.1} frames/s | network {net:5.0} ms | matte age {age:5.0} ms \
+                 (mean {age_mean:5.0}) | dropped {drops} | {frames} frames"
+            )),
+            Report::Progress(_) => {
+                if let Some(pos) = self.pipeline.query_position::<gst::ClockTime>() {
+                    self.bar.set_position(pos.mseconds());
+                }
+                self.bar
+                    .set_message(format!("frame {frames}, {fps:.1} frames/s"));
+            }
+        }
+        self.bar.tick();
     }
-    out.dropped = dropped.values().sum();
-    Ok(out)
 }

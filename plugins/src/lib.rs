@@ -6,6 +6,8 @@ use gst::glib;
 
 pub mod formats;
 mod modnetmatte;
+// The property enums, for programs that set the element's properties (the CLI).
+pub use modnetmatte::{Background, Compositing, Output, Pacing, Precision};
 pub mod pinnedpool;
 pub mod stats_fields;
 

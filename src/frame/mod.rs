@@ -169,16 +169,38 @@ pub struct Plane<'a> {
     pub stride: usize,
 }
 
-/// A frame size written WIDTHxHEIGHT (command-line arguments), each side 1 to 8192.
+/// A frame size written WIDTHxHEIGHT (x or X, spaces allowed; command-line
+/// arguments), each side 1 to 8192.
 pub fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
     let (w, h) = s
-        .split_once('x')
+        .split_once(['x', 'X'])
         .ok_or_else(|| format!("{s:?}: expected WIDTHxHEIGHT, e.g. 1280x720"))?;
-    let side = |v: &str| match v.parse::<u32>() {
+    let side = |v: &str| match v.trim().parse::<u32>() {
         Ok(n) if (1..=8192).contains(&n) => Ok(n),
         _ => Err(format!("{s:?}: each side must be a number from 1 to 8192")),
     };
     Ok((side(w)?, side(h)?))
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_either_x_and_spaces() {
+        assert_eq!(parse_size("1280x720"), Ok((1280, 720)));
+        assert_eq!(parse_size("640X480"), Ok((640, 480)));
+        assert_eq!(parse_size(" 64 x 32 "), Ok((64, 32)));
+        for bad in ["1280", "0x720", "axb", "9000x100", "12x"] {
+            let e = parse_size(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+        assert!(
+            parse_size("axb")
+                .unwrap_err()
+                .contains("a number from 1 to 8192")
+        );
+    }
 }
 
 /// What a frame is, without its bytes: format, size and (for YUV) colour matrix.

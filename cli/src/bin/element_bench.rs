@@ -16,12 +16,14 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gst::prelude::*;
 use gst_video::prelude::*;
+use gstmodnet::stats_fields as f;
+use modnetmatte::frame::parse_size;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Time the modnetmatte element: frames/s and latency")]
 struct Args {
-    #[arg(long, default_value = "1920x1080")]
-    size: String,
+    #[arg(long, default_value = "1920x1080", value_parser = parse_size)]
+    size: (u32, u32),
     /// GStreamer format name: I420, NV12, YUY2, RGB, BGRx, ...
     #[arg(long, default_value = "I420")]
     format: String,
@@ -66,11 +68,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let a = Args::parse();
-    let (w, h) = a
-        .size
-        .split_once('x')
-        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
-        .with_context(|| format!("--size {}: expected WIDTHxHEIGHT", a.size))?;
+    let (w, h) = a.size;
     gst::init()?;
     gstmodnet::plugin_register_static()?;
     let format = gst_video::VideoFormat::from_string(&a.format);
@@ -114,9 +112,68 @@ fn run(
     batch: u32,
     graphs: bool,
 ) -> Result<()> {
-    let (w, h, pixel) = (info.width(), info.height(), frame.format);
     let caps = info.to_caps()?;
+    let element = element(a, in_flight, batch, graphs)?;
+    // The sink pad must live as long as the run: a dropped pad unlinks itself.
+    let (src, _sink, arrived) = wire(&element)?;
+    start(&element, &src, &caps)?;
+    let pool = upstream_pool(&src, &caps, a.no_pool)?;
+    // Past the stages' warm-up runs and capture, in whole batches.
+    let warmup = a.warmup.max(8 * u64::from(batch.max(1)));
+    let (pushed, first_timed) =
+        push_frames(&src, pool.as_ref(), info, frame, warmup + a.frames, warmup)?;
+    src.push_event(gst::event::Eos::new());
+    element.set_state(gst::State::Null)?;
 
+    let arrived = arrived.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    if arrived.len() as u64 != warmup + a.frames {
+        bail!("{} frames in, {} out", warmup + a.frames, arrived.len());
+    }
+    let timed = |i: &u64| *i >= gst::ClockTime::from_mseconds(33 * warmup).nseconds();
+    let last = arrived
+        .iter()
+        .filter(|(k, _)| timed(k))
+        .map(|(_, t)| *t)
+        .max()
+        .context("no output")?;
+    let elapsed = last - first_timed;
+    let mut lat: Vec<f64> = pushed
+        .iter()
+        .filter(|(k, _)| timed(k))
+        .filter_map(|(k, t0)| arrived.get(k).map(|t1| (*t1 - *t0).as_secs_f64() * 1e3))
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    let fps = a.frames as f64 / elapsed.as_secs_f64();
+    let pool_name = pool
+        .as_ref()
+        .map(|p| p.type_().name().to_string())
+        .unwrap_or_else(|| "none".into());
+    let stats = element.property::<gst::Structure>("stats");
+    let on = stats.get::<String>(f::COMPOSITING_ON).unwrap_or_default();
+    let gpu = stats.get::<f64>(f::GPU_MEMORY_USED_MB).unwrap_or(0.0);
+    let pinned = stats.get::<f64>(f::PINNED_MB).unwrap_or(0.0);
+    let used_batch = stats.get::<u32>(f::BATCH).unwrap_or(0);
+    let graph_state = stats.get::<String>(f::CUDA_GRAPHS).unwrap_or_default();
+    let replays = stats.get::<u64>(f::GRAPH_REPLAYS).unwrap_or(0);
+    println!(
+        "| element | {}x{} {} | {} | {} | {} | graphs {} | batch {used_batch}, in flight {} | {fps:.0} frames/s, {:.3} ms/frame | latency median {:.2} ms, p95 {:.2} ms | compositing on {on}, graphs {graph_state}, {replays} replays, upstream pool {pool_name}, pinned {pinned:.1} MB, GPU used {gpu:.0} MB |",
+        info.width(),
+        info.height(),
+        a.format,
+        a.precision,
+        a.device,
+        a.background,
+        if graphs { "on" } else { "off" },
+        in_flight,
+        1e3 / fps,
+        lat[lat.len() / 2],
+        lat[lat.len() * 95 / 100],
+    );
+    Ok(())
+}
+
+/// The element as the arguments configure it.
+fn element(a: &Args, in_flight: u32, batch: u32, graphs: bool) -> Result<gst::Element> {
     let element = gst::ElementFactory::make("modnetmatte")
         .property("model", a.model.display().to_string())
         .property("device", &a.device)
@@ -128,9 +185,16 @@ fn run(
     element.set_property_from_str("precision", &a.precision);
     element.set_property_from_str("background", &a.background);
     element.set_property_from_str("compositing", &a.compositing);
+    Ok(element)
+}
 
-    // Output arrival times by pts (ns), filled on the streaming thread.
-    let arrived: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+/// Output arrival times by pts (ns), filled on the streaming thread.
+type Arrivals = Arc<Mutex<HashMap<u64, Instant>>>;
+
+/// Pads of our own linked to the element's: the one we push into, the one the
+/// output arrives on, and where the output's arrival times are kept.
+fn wire(element: &gst::Element) -> Result<(gst::Pad, gst::Pad, Arrivals)> {
+    let arrived: Arrivals = Arc::default();
     let sink = {
         let arrived = arrived.clone();
         gst::Pad::builder(gst::PadDirection::Sink)
@@ -146,12 +210,15 @@ fn run(
     let src = gst::Pad::builder(gst::PadDirection::Src)
         .name("bench-src")
         .build();
-    let e_sink = element.static_pad("sink").context("sink pad")?;
-    let e_src = element.static_pad("src").context("src pad")?;
-    src.link(&e_sink)?;
-    e_src.link(&sink)?;
+    src.link(&element.static_pad("sink").context("sink pad")?)?;
+    element.static_pad("src").context("src pad")?.link(&sink)?;
     sink.set_active(true)?;
     src.set_active(true)?;
+    Ok((src, sink, arrived))
+}
+
+/// Plays the element and sends the stream's first events; why not, from its bus.
+fn start(element: &gst::Element, src: &gst::Pad, caps: &gst::Caps) -> Result<()> {
     let bus = gst::Bus::new();
     element.set_bus(Some(&bus));
     if element.set_state(gst::State::Playing).is_err() {
@@ -165,39 +232,52 @@ fn run(
         bail!("the element did not start: {why}");
     }
     src.push_event(gst::event::StreamStart::new("bench"));
-    src.push_event(gst::event::Caps::new(&caps));
+    src.push_event(gst::event::Caps::new(caps));
     src.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
         gst::ClockTime,
     >::new()));
+    Ok(())
+}
 
-    let mut query = gst::query::Allocation::new(Some(&caps), true);
-    let pool = if a.no_pool || !src.peer_query(&mut query) {
-        None
-    } else {
-        query.allocation_pools().find_map(|(p, _, _, _)| p)
-    };
-    let pool_name = pool
-        .as_ref()
-        .map(|p| p.type_().name().to_string())
-        .unwrap_or_else(|| "none".into());
+/// The pool the element proposes in the ALLOCATION query, active (none: `no_pool`,
+/// or none proposed).
+fn upstream_pool(
+    src: &gst::Pad,
+    caps: &gst::Caps,
+    no_pool: bool,
+) -> Result<Option<gst::BufferPool>> {
+    let mut query = gst::query::Allocation::new(Some(caps), true);
+    if no_pool || !src.peer_query(&mut query) {
+        return Ok(None);
+    }
+    let pool = query.allocation_pools().find_map(|(p, _, _, _)| p);
     if let Some(p) = &pool {
         p.set_active(true)?;
     }
+    Ok(pool)
+}
 
-    let mut pushed: HashMap<u64, Instant> = HashMap::new();
+/// Pushes `n` copies of `frame`, 33 ms apart, written into buffers as a camera or
+/// decoder would; their push times by pts (ns), and the time frame `timed_from` went.
+fn push_frames(
+    src: &gst::Pad,
+    pool: Option<&gst::BufferPool>,
+    info: &gst_video::VideoInfo,
+    frame: &modnetmatte::OwnedFrame,
+    n: u64,
+    timed_from: u64,
+) -> Result<(HashMap<u64, Instant>, Instant)> {
+    let (w, h) = (info.width() as usize, info.height() as usize);
+    let mut pushed = HashMap::new();
     let mut first_timed = None;
-    // Past the stages' warm-up runs and capture, in whole batches.
-    let warmup = a.warmup.max(8 * u64::from(batch.max(1)));
-    for i in 0..(warmup + a.frames) {
-        let buffer = match &pool {
+    for i in 0..n {
+        let buffer = match pool {
             Some(p) => p.acquire_buffer(None)?,
             None => gst::Buffer::with_size(info.size())?,
         };
-        // Write the frame, as a camera or decoder would.
         let mut vf = gst_video::VideoFrame::from_buffer_writable(buffer, info)
             .map_err(|_| anyhow::anyhow!("buffer does not fit the caps"))?;
-        let sizes = pixel.plane_sizes(w as usize, h as usize);
-        for (p, (row, rows)) in sizes.iter().enumerate() {
+        for (p, (row, rows)) in frame.format.plane_sizes(w, h).iter().enumerate() {
             let stride = vf.plane_stride()[p] as usize;
             let dst = vf.plane_data_mut(p as u32)?;
             for y in 0..*rows {
@@ -209,7 +289,7 @@ fn run(
         let pts = gst::ClockTime::from_mseconds(33 * i);
         buffer.get_mut().context("fresh buffer")?.set_pts(pts);
         let now = Instant::now();
-        if i == warmup {
+        if i == timed_from {
             first_timed = Some(now);
         }
         pushed.insert(pts.nseconds(), now);
@@ -217,46 +297,5 @@ fn run(
             bail!("frame {i}: the element returned {e:?}");
         }
     }
-    src.push_event(gst::event::Eos::new());
-    element.set_state(gst::State::Null)?;
-
-    let arrived = arrived.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-    if arrived.len() as u64 != warmup + a.frames {
-        bail!("{} frames in, {} out", warmup + a.frames, arrived.len());
-    }
-    let timed = |i: &u64| *i >= gst::ClockTime::from_mseconds(33 * warmup).nseconds();
-    let last = arrived
-        .iter()
-        .filter(|(k, _)| timed(k))
-        .map(|(_, t)| *t)
-        .max()
-        .context("no output")?;
-    let elapsed = last - first_timed.context("no timed frame")?;
-    let mut lat: Vec<f64> = pushed
-        .iter()
-        .filter(|(k, _)| timed(k))
-        .filter_map(|(k, t0)| arrived.get(k).map(|t1| (*t1 - *t0).as_secs_f64() * 1e3))
-        .collect();
-    lat.sort_by(f64::total_cmp);
-    let fps = a.frames as f64 / elapsed.as_secs_f64();
-    let stats = element.property::<gst::Structure>("stats");
-    let on = stats.get::<String>("compositing-on").unwrap_or_default();
-    let gpu = stats.get::<f64>("gpu-memory-used-mb").unwrap_or(0.0);
-    let pinned = stats.get::<f64>("pinned-mb").unwrap_or(0.0);
-    let used_batch = stats.get::<u32>("batch").unwrap_or(0);
-    let graph_state = stats.get::<String>("cuda-graphs").unwrap_or_default();
-    let replays = stats.get::<u64>("graph-replays").unwrap_or(0);
-    println!(
-        "| element | {w}x{h} {} | {} | {} | {} | graphs {} | batch {used_batch}, in flight {} | {fps:.0} frames/s, {:.3} ms/frame | latency median {:.2} ms, p95 {:.2} ms | compositing on {on}, graphs {graph_state}, {replays} replays, upstream pool {pool_name}, pinned {pinned:.1} MB, GPU used {gpu:.0} MB |",
-        a.format,
-        a.precision,
-        a.device,
-        a.background,
-        if graphs { "on" } else { "off" },
-        in_flight,
-        1e3 / fps,
-        lat[lat.len() / 2],
-        lat[lat.len() * 95 / 100],
-    );
-    Ok(())
+    Ok((pushed, first_timed.context("no timed frame")?))
 }

@@ -4,6 +4,8 @@
 //! `device` (output frames made on the network's device, in batches). `turns` is
 //! what the two every-frame paths share.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::context::{CAT, Ctx, StreamError};
@@ -84,6 +86,37 @@ pub(super) trait Path: Send {
             }
         }
         outputs
+    }
+}
+
+/// Frames with their final matte, waiting to be composited on the CPU (what the two
+/// CPU paths' `complete` takes from).
+#[derive(Default)]
+struct CpuReady(VecDeque<(gst::Buffer, Arc<Vec<f32>>)>);
+
+impl CpuReady {
+    fn push(&mut self, buffer: gst::Buffer, alpha: Arc<Vec<f32>>) {
+        self.0.push_back((buffer, alpha));
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// The next frame, composited now; a failed one leaves the queue with its error.
+    fn complete(
+        &mut self,
+        ctx: &Ctx<'_>,
+        render: &mut Render,
+    ) -> Result<Option<gst::Buffer>, StreamError> {
+        match self.0.pop_front() {
+            None => Ok(None),
+            Some((inbuf, alpha)) => render.composite(ctx, &inbuf, &alpha).map(Some),
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use super::super::jobs::{self, Done};
 use super::super::render::Render;
 use super::super::stats::ms;
 use super::turns::Turns;
-use super::{Caps, Incoming, Path};
+use super::{Caps, CpuReady, Incoming, Path};
 
 pub(in super::super) struct Ordered {
     scheduler: Scheduler<Done>,
@@ -28,7 +28,7 @@ pub(in super::super) struct Ordered {
     /// Input buffers whose matte is not final yet (OFD holds one back).
     pending: VecDeque<gst::Buffer>,
     /// Frames with their final matte, to be composited.
-    ready: VecDeque<(gst::Buffer, Arc<Vec<f32>>)>,
+    ready: CpuReady,
 }
 
 impl Ordered {
@@ -43,7 +43,7 @@ impl Ordered {
             temporal: Temporal::new(),
             turns: Turns::default(),
             pending: VecDeque::new(),
-            ready: VecDeque::new(),
+            ready: CpuReady::default(),
         })
     }
 
@@ -95,7 +95,7 @@ impl Ordered {
         if let Some(alpha) = finished
             && let Some(buf) = self.pending.pop_front()
         {
-            self.ready.push_back((buf, alpha));
+            self.ready.push(buf, alpha);
         }
         Ok(())
     }
@@ -134,10 +134,7 @@ impl Path for Ordered {
         ctx: &Ctx<'_>,
         render: &mut Render,
     ) -> Result<Option<gst::Buffer>, StreamError> {
-        match self.ready.pop_front() {
-            None => Ok(None),
-            Some((inbuf, alpha)) => render.composite(ctx, &inbuf, &alpha).map(Some),
-        }
+        self.ready.complete(ctx, render)
     }
 
     fn ready(&self) -> usize {
@@ -159,7 +156,7 @@ impl Path for Ordered {
         if let Some(alpha) = self.temporal.drain()
             && let Some(buf) = self.pending.pop_front()
         {
-            self.ready.push_back((buf, alpha));
+            self.ready.push(buf, alpha);
         }
         if !self.pending.is_empty() {
             let n = self.pending.len();

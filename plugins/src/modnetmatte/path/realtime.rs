@@ -4,7 +4,6 @@
 //! with an all-background matte: the room is never shown, and the stream never
 //! stalls.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use super::super::decide::Kind;
 use super::super::jobs::{self, Done};
 use super::super::render::Render;
 use super::super::stats;
-use super::{Caps, Incoming, Path, frame_interval};
+use super::{Caps, CpuReady, Incoming, Path, frame_interval};
 
 /// The matte frames go out with now.
 struct Current {
@@ -39,7 +38,7 @@ pub(in super::super) struct Realtime {
     /// The network's last run (warm-up first), for the own-matte wait.
     network: Option<Duration>,
     /// Frames with the matte they go out with, to be composited.
-    ready: VecDeque<(gst::Buffer, Arc<Vec<f32>>)>,
+    ready: CpuReady,
 }
 
 impl Realtime {
@@ -51,7 +50,7 @@ impl Realtime {
             current: None,
             none: Arc::default(),
             network: None,
-            ready: VecDeque::new(),
+            ready: CpuReady::default(),
         };
         rt.set_caps(caps)?;
         Ok(rt)
@@ -160,7 +159,7 @@ impl Path for Realtime {
         frame: Incoming,
     ) -> Result<(), StreamError> {
         let alpha = self.matte_for(ctx, &frame.buffer, frame.index)?;
-        self.ready.push_back((frame.buffer, alpha));
+        self.ready.push(frame.buffer, alpha);
         Ok(())
     }
 
@@ -169,10 +168,7 @@ impl Path for Realtime {
         ctx: &Ctx<'_>,
         render: &mut Render,
     ) -> Result<Option<gst::Buffer>, StreamError> {
-        match self.ready.pop_front() {
-            None => Ok(None),
-            Some((inbuf, alpha)) => render.composite(ctx, &inbuf, &alpha).map(Some),
-        }
+        self.ready.complete(ctx, render)
     }
 
     fn ready(&self) -> usize {

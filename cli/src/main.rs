@@ -252,7 +252,7 @@ fn cam(a: CamArgs, print: bool) -> Result<()> {
             }
             Some(dev)
         }
-        None => Some(v4l2::first_loopback(Path::new(v4l2::SYS_CLASS))?),
+        None => Some(v4l2::first_loopback(&v4l2::devices()?)?),
     };
     let desc = describe::cam(
         &source,
@@ -361,22 +361,24 @@ fn file(a: FileArgs, print: bool) -> Result<()> {
     }
 }
 
-fn devices() {
-    let all = v4l2::devices(Path::new(v4l2::SYS_CLASS));
+fn devices() -> Result<()> {
+    let all = v4l2::devices()?;
     if all.is_empty() {
-        println!("no video devices under {}", v4l2::SYS_CLASS);
+        println!("no video devices (GStreamer's device monitor lists none)");
     }
     for d in &all {
-        let kind = if d.loopback {
-            "virtual camera (v4l2loopback)"
-        } else {
-            "camera"
+        let kind = match (d.loopback, d.source) {
+            (true, true) => "virtual camera (v4l2loopback), being written",
+            (true, false) => "virtual camera (v4l2loopback)",
+            (false, true) => "camera",
+            (false, false) => "video output",
         };
         println!("{}\t{}\t{kind}", d.path.display(), d.name);
     }
     if !all.iter().any(|d| d.loopback) {
         println!("no virtual camera; make one with:\n  {}", v4l2::MODPROBE);
     }
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
@@ -386,10 +388,7 @@ fn main() -> std::process::ExitCode {
         Command::Cam(a) => cam(a, cli.print_pipeline),
         Command::File(a) => file(a, cli.print_pipeline),
         Command::Preview(a) => preview(a, cli.print_pipeline),
-        Command::Devices => {
-            devices();
-            Ok(())
-        }
+        Command::Devices => devices(),
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,5 +1,5 @@
 //! Video4Linux devices: which mode to open a webcam in, and where the v4l2loopback
-//! virtual cameras are.
+//! virtual cameras are, as GStreamer's device monitor lists them.
 
 use std::path::{Path, PathBuf};
 
@@ -13,60 +13,93 @@ use crate::describe::{Geometry, quote_path};
 pub const MODPROBE: &str = "sudo modprobe v4l2loopback devices=1 video_nr=10 \
                             card_label=\"modnetmatte\" exclusive_caps=1";
 
-/// One video device from sysfs.
+/// The driver name v4l2loopback reports (VIDIOC_QUERYCAP).
+const LOOPBACK_DRIVER: &str = "v4l2 loopback";
+
+/// One video device, as the v4l2 device provider describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Device {
     pub path: PathBuf,
     pub name: String,
-    /// A v4l2loopback device (it lives under /sys/devices/virtual).
+    /// A v4l2loopback device: a virtual camera.
     pub loopback: bool,
+    /// Listed as a capture device (Video/Source); a loopback without a writer is a
+    /// sink only.
+    pub source: bool,
+    /// What it can give (sources) or take (sinks).
+    pub caps: Option<gst::Caps>,
 }
 
-/// The video devices listed under `sys_class` (normally /sys/class/video4linux), in
-/// number order.
-pub fn devices(sys_class: &Path) -> Vec<Device> {
-    let Ok(dir) = std::fs::read_dir(sys_class) else {
-        return Vec::new();
+/// The device from one listing, if the v4l2 provider made it: only that provider
+/// names the driver, and PipeWire's copies of the same cameras are skipped.
+pub fn from_listing(
+    name: &str,
+    class: &str,
+    props: &gst::StructureRef,
+    caps: Option<gst::Caps>,
+) -> Option<Device> {
+    let path = props.get::<&str>("device.path").ok()?;
+    let driver = props.get::<&str>("v4l2.device.driver").ok()?;
+    Some(Device {
+        path: PathBuf::from(path),
+        name: name.to_string(),
+        loopback: driver == LOOPBACK_DRIVER,
+        source: class.split('/').any(|c| c == "Source"),
+        caps,
+    })
+}
+
+/// One entry a path, in device number order.
+fn in_order(mut found: Vec<Device>) -> Vec<Device> {
+    let number = |d: &Device| -> u32 {
+        d.path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .and_then(|f| f.strip_prefix("video"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(u32::MAX)
     };
-    let mut found: Vec<(u32, Device)> = dir
-        .flatten()
-        .filter_map(|e| {
-            let file = e.file_name().to_string_lossy().to_string();
-            let n: u32 = file.strip_prefix("video")?.parse().ok()?;
-            let name = std::fs::read_to_string(e.path().join("name"))
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default();
-            let real = std::fs::canonicalize(e.path()).unwrap_or_else(|_| e.path());
-            let loopback = real.to_string_lossy().contains("/devices/virtual/");
-            let path = PathBuf::from("/dev").join(&file);
-            Some((
-                n,
-                Device {
-                    path,
-                    name,
-                    loopback,
-                },
-            ))
+    found.sort_by(|a, b| number(a).cmp(&number(b)).then(a.path.cmp(&b.path)));
+    found.dedup_by(|later, first| later.path == first.path);
+    found
+}
+
+/// The video devices on this machine. The provider skips a device that is both a
+/// capture and an output device, which is what v4l2loopback is without
+/// exclusive_caps=1.
+pub fn devices() -> Result<Vec<Device>> {
+    let monitor = gst::DeviceMonitor::new();
+    monitor.add_filter(Some("Video/Source"), None);
+    monitor.add_filter(Some("Video/Sink"), None);
+    // PipeWire hides the v4l2 provider on desktops; its device paths are what we need.
+    monitor.set_show_all_devices(true);
+    monitor.start().context(
+        "GStreamer's device monitor did not start (is gstreamer1.0-plugins-good installed?)",
+    )?;
+    let listed = monitor.devices();
+    monitor.stop();
+    let found = listed
+        .iter()
+        .filter_map(|d| {
+            let props = d.properties()?;
+            from_listing(&d.display_name(), &d.device_class(), &props, d.caps())
         })
         .collect();
-    found.sort_by_key(|(n, _)| *n);
-    found.into_iter().map(|(_, d)| d).collect()
+    Ok(in_order(found))
 }
 
-pub const SYS_CLASS: &str = "/sys/class/video4linux";
-
 /// The first virtual camera, or an error that tells how to make one.
-pub fn first_loopback(sys_class: &Path) -> Result<PathBuf> {
-    match devices(sys_class).into_iter().find(|d| d.loopback) {
-        Some(d) => Ok(d.path),
+pub fn first_loopback(devices: &[Device]) -> Result<PathBuf> {
+    match devices.iter().find(|d| d.loopback) {
+        Some(d) => Ok(d.path.clone()),
         None => bail!(
-            "no virtual camera (v4l2loopback device) found under {}.\n\
+            "no virtual camera (v4l2loopback device) found.\n\
              Install and load the module, then run this again:\n\
              \x20   sudo apt install v4l2loopback-dkms\n\
              \x20   {MODPROBE}\n\
-             (exclusive_caps=1 is what Chrome, Zoom and Teams need to list it), or pass \
-             --output /dev/videoN, or --output null to run without one",
-            sys_class.display()
+             (exclusive_caps=1 is what Chrome, Zoom and Teams need to list it, and \
+             GStreamer skips a loopback without it), or pass --output /dev/videoN, or \
+             --output null to run without one"
         ),
     }
 }
@@ -165,45 +198,46 @@ pub fn pick_mode(caps: &gst::CapsRef, want: (u32, u32, i32)) -> Option<Mode> {
     best.map(|(_, m)| m)
 }
 
-/// Opens the camera just long enough to read its modes, and picks one.
+/// The mode to open `device` in, from the modes the device monitor lists for it.
 pub fn probe_camera(device: &Path, want: (u32, u32, i32)) -> Result<Mode> {
     if !device.exists() {
-        let cams: Vec<String> = devices(Path::new(SYS_CLASS))
-            .into_iter()
-            .filter(|d| !d.loopback)
-            .map(|d| format!("{} ({})", d.path.display(), d.name))
-            .collect();
         bail!(
             "camera {}: no such device. Cameras found: {}",
             device.display(),
-            if cams.is_empty() {
-                "none".to_string()
-            } else {
-                cams.join(", ")
-            }
+            camera_list(&devices().unwrap_or_default())
         );
     }
-    let src = gst::ElementFactory::make("v4l2src")
-        .property("device", device.to_string_lossy().to_string())
-        .build()
-        .context("the v4l2src element is missing (install gstreamer1.0-plugins-good)")?;
-    let opened = src.set_state(gst::State::Ready);
-    let caps = src.static_pad("src").map(|p| p.query_caps(None));
-    let _ = src.set_state(gst::State::Null);
-    if opened.is_err() {
+    let all = devices()?;
+    // by-id and by-path names are links to the /dev/videoN the monitor lists.
+    let real = std::fs::canonicalize(device).unwrap_or_else(|_| device.to_path_buf());
+    let Some(cam) = all.iter().find(|d| d.source && d.path == real) else {
         bail!(
-            "camera {}: cannot be opened (busy, not a capture device, or no permission: is \
-             your user in the `video` group?)",
-            device.display()
+            "camera {}: not listed as a capture device (busy, not a camera, or no \
+             permission: is your user in the `video` group?). Cameras found: {}",
+            device.display(),
+            camera_list(&all)
         );
-    }
-    let caps = caps.context("v4l2src has no src pad")?;
+    };
+    let caps = cam.caps.clone().unwrap_or_else(gst::Caps::new_empty);
     pick_mode(&caps, want).with_context(|| {
         format!(
             "camera {}: no mode with raw video or MJPEG at 15 frames/s or more (it offers {caps})",
             device.display()
         )
     })
+}
+
+fn camera_list(all: &[Device]) -> String {
+    let cams: Vec<String> = all
+        .iter()
+        .filter(|d| d.source && !d.loopback)
+        .map(|d| format!("{} ({})", d.path.display(), d.name))
+        .collect();
+    if cams.is_empty() {
+        "none".to_string()
+    } else {
+        cams.join(", ")
+    }
 }
 
 /// The source fragment for a camera in `mode`.
@@ -266,37 +300,73 @@ mod tests {
         assert!(pick_mode(&caps, (1280, 720, 30)).is_none());
     }
 
+    fn listing(path: &str, driver: &str) -> gst::Structure {
+        gst::Structure::builder("v4l2deviceprovider")
+            .field("device.api", "v4l2")
+            .field("device.path", path)
+            .field("v4l2.device.driver", driver)
+            .build()
+    }
+
     #[test]
-    fn finds_loopback_devices_in_sysfs() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path();
-        let class = root.join("class/video4linux");
-        std::fs::create_dir_all(&class).unwrap();
-        for (n, parent, name) in [
-            (0, "pci0000:00/usb1/1-1", "Integrated Camera"),
-            (12, "virtual/video4linux", "modnetmatte"),
-            (2, "pci0000:00/usb1/1-1", "Integrated Camera meta"),
-        ] {
-            let real = root.join("devices").join(parent).join(format!("video{n}"));
-            std::fs::create_dir_all(&real).unwrap();
-            std::fs::write(real.join("name"), format!("{name}\n")).unwrap();
-            std::os::unix::fs::symlink(&real, class.join(format!("video{n}"))).unwrap();
-        }
-        let d = devices(&class);
+    fn tells_cameras_from_virtual_cameras_in_the_monitors_listing() {
+        init();
+        let caps: gst::Caps = "video/x-raw, format=YUY2, width=640, height=480, framerate=30/1"
+            .parse()
+            .unwrap();
+        let found = vec![
+            from_listing(
+                "modnetmatte",
+                "Video/Sink",
+                &listing("/dev/video12", "v4l2 loopback"),
+                None,
+            ),
+            from_listing(
+                "Integrated Camera",
+                "Video/Source",
+                &listing("/dev/video2", "uvcvideo"),
+                Some(caps.clone()),
+            ),
+            // The same camera a second time (PipeWire and v4l2 both shown).
+            from_listing(
+                "Integrated Camera",
+                "Video/Source",
+                &listing("/dev/video2", "uvcvideo"),
+                Some(caps.clone()),
+            ),
+            from_listing(
+                "Integrated Camera",
+                "Video/Source",
+                &listing("/dev/video0", "uvcvideo"),
+                Some(caps.clone()),
+            ),
+            // PipeWire's own entry names no driver: not ours to open by path.
+            from_listing(
+                "Integrated Camera",
+                "Video/Source",
+                &gst::Structure::builder("pipewire-proplist")
+                    .field("device.api", "v4l2")
+                    .build(),
+                Some(caps),
+            ),
+        ];
+        assert!(found[4].is_none());
+        let d = in_order(found.into_iter().flatten().collect());
         assert_eq!(
             d.iter()
                 .map(|d| d.path.display().to_string())
                 .collect::<Vec<_>>(),
             ["/dev/video0", "/dev/video2", "/dev/video12"]
         );
-        assert!(!d[0].loopback && d[2].loopback);
+        assert!(!d[0].loopback && d[0].source);
+        assert!(d[2].loopback && !d[2].source);
         assert_eq!(d[2].name, "modnetmatte");
+        assert_eq!(first_loopback(&d).unwrap(), PathBuf::from("/dev/video12"));
         assert_eq!(
-            first_loopback(&class).unwrap(),
-            PathBuf::from("/dev/video12")
+            camera_list(&d),
+            "/dev/video0 (Integrated Camera), /dev/video2 (Integrated Camera)"
         );
-        std::fs::remove_file(class.join("video12")).unwrap();
-        let err = first_loopback(&class).unwrap_err().to_string();
+        let err = first_loopback(&d[..2]).unwrap_err().to_string();
         assert!(
             err.contains("exclusive_caps=1") && err.contains("modprobe v4l2loopback"),
             "{err}"

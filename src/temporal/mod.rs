@@ -8,9 +8,17 @@
 //!   more, a(t) becomes their mean. The matte of frame t is known once frame t+1 has
 //!   been seen: one frame of latency.
 //!
+//! Realtime pacing brings its late matte to the current frame with [`follow`]
+//! (motion from [`flow`] on [`thumb`]nails, the [`room`] picture).
+//!
 //! Mattes are frame-sized f32 alpha, shared (`Arc`): the history keeps the same
 //! matte the caller composites, and a filter that changes one copies it only while it
 //! is shared (`Arc::make_mut`). A size change (renegotiation) resets the history.
+
+pub mod flow;
+pub mod follow;
+pub mod room;
+pub mod thumb;
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -1,0 +1,161 @@
+//! The room picture: thumbnail pixels the network called background, learnt from
+//! each network frame. Where the frame now matches it, the pixel is room whatever an
+//! older matte says; the picture only ever takes person away.
+
+use super::thumb::Thumb;
+
+/// Alpha below this (around a pixel) is room the picture may learn.
+const ROOM_ALPHA: f32 = 0.02;
+/// Y+U+V distance (mean over a 3x3 neighbourhood) under which a pixel is the room; at
+/// twice it, not at all.
+const MATCH: f32 = 10.0;
+/// How fast the picture follows light changes: the share of a new sighting.
+const LEARN: f32 = 0.3;
+/// A sighting this far from the picture replaces it (something was moved).
+const REPLACE: f32 = 60.0;
+
+#[derive(Debug, Clone, Default)]
+pub struct Room {
+    width: usize,
+    height: usize,
+    yuv: Vec<[f32; 3]>,
+    seen: Vec<bool>,
+}
+
+/// What the picture did to one frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RoomCut {
+    /// Share of the thumbnail the picture knows.
+    pub known: f32,
+    /// Share of the thumbnail taken away from the matte.
+    pub removed: f32,
+}
+
+impl Room {
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    fn fits(&mut self, t: &Thumb) {
+        if (self.width, self.height) != (t.width, t.height) {
+            self.width = t.width;
+            self.height = t.height;
+            self.yuv = vec![[0.0; 3]; t.width * t.height];
+            self.seen = vec![false; t.width * t.height];
+        }
+    }
+
+    /// Learns from a network frame's thumbnail and its matte at thumbnail size: the
+    /// pixels whose whole 3x3 neighbourhood is room.
+    pub fn learn(&mut self, t: &Thumb, alpha: &[f32]) {
+        self.fits(t);
+        let (w, h) = (t.width, t.height);
+        if alpha.len() != w * h {
+            return;
+        }
+        for y in 0..h {
+            for x in 0..w {
+                let near = neighbours(x, y, w, h).all(|i| alpha[i] < ROOM_ALPHA);
+                if !near {
+                    continue;
+                }
+                let i = y * w + x;
+                let s = [t.y[i], t.u[i], t.v[i]].map(f32::from);
+                let p = &mut self.yuv[i];
+                if !self.seen[i] || distance(*p, s, 1.0) > REPLACE {
+                    *p = s;
+                } else {
+                    for c in 0..3 {
+                        p[c] += LEARN * (s[c] - p[c]);
+                    }
+                }
+                self.seen[i] = true;
+            }
+        }
+    }
+
+    /// Per thumbnail pixel, how much of the matte may stay (0: room, 1: not the
+    /// room, or unknown). `covered` (thumbnail-sized alpha, the matte now applied)
+    /// picks where the exposure change is measured: what it leaves as room.
+    pub fn keep(&self, t: &Thumb, covered: &[f32]) -> (Vec<f32>, RoomCut) {
+        let n = t.width * t.height;
+        if (self.width, self.height) != (t.width, t.height) || covered.len() != n {
+            return (vec![1.0; n], RoomCut::default());
+        }
+        let gain = self.gain(t, covered);
+        let d: Vec<f32> = (0..n)
+            .map(|i| {
+                if self.seen[i] {
+                    distance(self.yuv[i], [t.y[i], t.u[i], t.v[i]].map(f32::from), gain)
+                } else {
+                    f32::INFINITY
+                }
+            })
+            .collect();
+        let (w, h) = (t.width, t.height);
+        let mut keep = vec![1.0; n];
+        let (mut removed, mut known) = (0usize, 0usize);
+        for y in 0..h {
+            for x in 0..w {
+                let i = y * w + x;
+                known += self.seen[i] as usize;
+                let mean = neighbours(x, y, w, h).map(|j| d[j]).sum::<f32>() / 9.0;
+                let k = ((mean - MATCH) / MATCH).clamp(0.0, 1.0);
+                if k < 0.5 && covered[i] >= 0.5 {
+                    removed += 1;
+                }
+                keep[i] = k;
+            }
+        }
+        let cut = RoomCut {
+            known: known as f32 / n.max(1) as f32,
+            removed: removed as f32 / n.max(1) as f32,
+        };
+        (keep, cut)
+    }
+
+    /// The camera's exposure now against the picture's: the median ratio of luma
+    /// over the known pixels the matte leaves as room (a person who walked into
+    /// some of them must not move it), within 0.5 to 2.
+    fn gain(&self, t: &Thumb, covered: &[f32]) -> f32 {
+        // Ratios in 1% steps of the log scale from 0.5 to 2, 1.0 a bin centre.
+        const BINS: usize = 141;
+        let span = 4f32.ln();
+        let mut hist = [0u32; BINS];
+        let mut n = 0u32;
+        for (i, &a) in covered.iter().enumerate() {
+            let then = self.yuv[i][0];
+            if self.seen[i] && a < ROOM_ALPHA && then >= 8.0 {
+                let r = (f32::from(t.y[i]) / then).clamp(0.5, 2.0);
+                let b = (((r.ln() + span / 2.0) / span) * (BINS - 1) as f32).round() as usize;
+                hist[b.min(BINS - 1)] += 1;
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return 1.0;
+        }
+        let mut seen = 0;
+        for (b, &c) in hist.iter().enumerate() {
+            seen += c;
+            if seen * 2 >= n {
+                return (b as f32 / (BINS - 1) as f32 * span - span / 2.0).exp();
+            }
+        }
+        1.0
+    }
+}
+
+/// The 3x3 neighbourhood's indices, clamped at the edges (always nine).
+fn neighbours(x: usize, y: usize, w: usize, h: usize) -> impl Iterator<Item = usize> {
+    (0..9).map(move |k| {
+        let xx = (x + k % 3).saturating_sub(1).min(w - 1);
+        let yy = (y + k / 3).saturating_sub(1).min(h - 1);
+        yy * w + xx
+    })
+}
+
+/// Y+U+V absolute distance, the picture's luma scaled by `gain`.
+fn distance(room: [f32; 3], now: [f32; 3], gain: f32) -> f32 {
+    (now[0] - gain * room[0]).abs() + (now[1] - room[1]).abs() + (now[2] - room[2]).abs()
+}

@@ -30,6 +30,12 @@ pub const CUDA_GRAPHS: &str = "cuda-graphs";
 pub const GRAPH_REPLAYS: &str = "graph-replays";
 pub const GPU_MEMORY_USED_MB: &str = "gpu-memory-used-mb";
 pub const GPU_MEMORY_TOTAL_MB: &str = "gpu-memory-total-mb";
+pub const MATTE_SHIFT_MEAN_PX: &str = "matte-shift-mean-px";
+pub const MATTE_SHIFT_LAST_PX: &str = "matte-shift-last-px";
+pub const ROOM_KNOWN_PERCENT: &str = "room-known-percent";
+pub const ROOM_REMOVED_MEAN_PERCENT: &str = "room-removed-mean-percent";
+pub const SCENE_CUTS: &str = "scene-cuts";
+pub const MEAN_FOLLOW_MS: &str = "mean-follow-ms";
 
 /// Every field, in the order the structure has them.
 pub const ALL: &[&str] = &[
@@ -61,4 +67,10 @@ pub const ALL: &[&str] = &[
     GRAPH_REPLAYS,
     GPU_MEMORY_USED_MB,
     GPU_MEMORY_TOTAL_MB,
+    MATTE_SHIFT_MEAN_PX,
+    MATTE_SHIFT_LAST_PX,
+    ROOM_KNOWN_PERCENT,
+    ROOM_REMOVED_MEAN_PERCENT,
+    SCENE_CUTS,
+    MEAN_FOLLOW_MS,
 ];

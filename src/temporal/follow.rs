@@ -137,11 +137,18 @@ impl Follow {
     fn keep(&mut self, id: u64, thumb: Thumb, posted: bool) {
         if posted {
             self.posted.push_back((id, thumb.clone()));
-            while self.posted.len() > 4 {
+            // The network holds at most two (running, waiting): more means `lost`
+            // was not called.
+            while self.posted.len() > 8 {
                 self.posted.pop_front();
             }
         }
         self.last = Some((id, thumb));
+    }
+
+    /// Frame `id` lost its turn at the network: its matte will never come.
+    pub fn lost(&mut self, id: u64) {
+        self.posted.retain(|(p, _)| *p != id);
     }
 
     /// The network's matte of frame `id`. False when the frame is unknown (before a

@@ -48,7 +48,7 @@ settings_groups! {
     /// How frames are scheduled and where output frames are made.
     Run { pacing: Pacing, max_in_flight: u32, batch: u32, compositing: Compositing, cuda_graphs: bool }
     /// The matte: threshold and temporal stability.
-    MatteRules { threshold: f64, mask_every: u32, temporal_smoothing: f64, ofd: bool, drop_late: bool }
+    MatteRules { threshold: f64, mask_every: u32, temporal_smoothing: f64, ofd: bool, drop_late: bool, follow_motion: bool, learn_room: bool }
 }
 
 impl Settings {
@@ -91,6 +91,8 @@ impl Settings {
             "pacing" => self.run.pacing = value.get().unwrap_or_default(),
             "max-in-flight" => self.run.max_in_flight = value.get().unwrap_or(0),
             "drop-late" => self.matte.drop_late = value.get().unwrap_or(false),
+            "follow-motion" => self.matte.follow_motion = value.get().unwrap_or(true),
+            "learn-room" => self.matte.learn_room = value.get().unwrap_or(true),
             "compositing" => self.run.compositing = value.get().unwrap_or_default(),
             "cuda-graphs" => self.run.cuda_graphs = value.get().unwrap_or(true),
             "batch" => self.run.batch = value.get().unwrap_or(0),
@@ -119,6 +121,8 @@ impl Settings {
             "pacing" => self.run.pacing.to_value(),
             "max-in-flight" => self.run.max_in_flight.to_value(),
             "drop-late" => self.matte.drop_late.to_value(),
+            "follow-motion" => self.matte.follow_motion.to_value(),
+            "learn-room" => self.matte.learn_room.to_value(),
             "compositing" => self.run.compositing.to_value(),
             "cuda-graphs" => self.run.cuda_graphs.to_value(),
             "batch" => self.run.batch.to_value(),
@@ -226,7 +230,7 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecEnum::builder_with_default("pacing", Pacing::default())
             .nick("Pacing")
-            .blurb("realtime: every frame goes out at once with the newest matte (a fast move can show the room for a moment where you were); every-frame: each frame waits for its own matte. auto picks realtime for a live source, every-frame for a file.")
+            .blurb("realtime: every frame goes out at once with the newest matte, moved with you (follow-motion, learn-room); every-frame: each frame waits for its own matte. auto picks realtime for a live source, every-frame for a file.")
             .flags(at_start)
             .build(),
         glib::ParamSpecUInt::builder("max-in-flight")
@@ -240,6 +244,18 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
             .nick("Skip the network for late frames")
             .blurb("pacing=every-frame: reuse the last matte for frames that downstream's QoS reports late, to catch up instead of falling further behind.")
             .default_value(false)
+            .flags(live)
+            .build(),
+        glib::ParamSpecBoolean::builder("follow-motion")
+            .nick("Move the matte with the picture")
+            .blurb("pacing=realtime: move the newest matte by how the person moved since its frame, so that a move does not show the room. Off: the matte stays where the network saw you.")
+            .default_value(true)
+            .flags(live)
+            .build(),
+        glib::ParamSpecBoolean::builder("learn-room")
+            .nick("Learn the room")
+            .blurb("pacing=realtime: remember what the room looks like and cover every pixel that matches it, whatever the matte says (it only ever hides more). Turn off for a moving camera.")
+            .default_value(true)
             .flags(live)
             .build(),
         glib::ParamSpecEnum::builder_with_default("compositing", Compositing::default())

@@ -45,6 +45,19 @@ pub(super) struct Stats {
     /// How frames meet their mattes now ("realtime" or "every-frame").
     pub(super) pacing: &'static str,
     ages: MatteAges,
+    follow: Following,
+}
+
+/// Realtime: what the matte's follow-up did (`temporal::follow`).
+#[derive(Debug, Default, Clone)]
+struct Following {
+    frames: u64,
+    shift_sum: f64,
+    shift_last: f32,
+    known: f32,
+    removed_sum: f64,
+    cuts: u64,
+    time: Duration,
 }
 
 /// How old the mattes applied to frames were: the time between the frame a matte
@@ -131,6 +144,26 @@ impl Stats {
         self.ages.skipped += 1;
     }
 
+    /// Realtime: the follow-up of one frame's matte, and its time.
+    pub(super) fn add_follow(
+        &mut self,
+        r: &modnetmatte::temporal::follow::FollowReport,
+        d: Duration,
+    ) {
+        let f = &mut self.follow;
+        f.frames += 1;
+        f.shift_sum += f64::from(r.shift);
+        f.shift_last = r.shift;
+        f.known = r.room.known;
+        f.removed_sum += f64::from(r.room.removed);
+        f.time += d;
+    }
+
+    /// Realtime: a cut to another picture made the element forget the matte.
+    pub(super) fn add_scene_cut(&mut self) {
+        self.follow.cuts += 1;
+    }
+
     /// A frame composited on the CPU in `d`.
     pub(super) fn add_composited(&mut self, d: Duration) {
         self.frames += 1;
@@ -196,6 +229,7 @@ impl Stats {
         let per = |d: Duration, n: u64| if n == 0 { 0.0 } else { ms(d) / n as f64 };
         let (used, total) = self.gpu_memory;
         let a = &self.ages;
+        let fw = &self.follow;
         gst::Structure::builder("modnetmatte-stats")
             .field(f::FRAMES, self.frames)
             .field(f::PACING, self.pacing)
@@ -225,6 +259,18 @@ impl Stats {
             .field(f::GRAPH_REPLAYS, self.graphs.replays)
             .field(f::GPU_MEMORY_USED_MB, mb(used))
             .field(f::GPU_MEMORY_TOTAL_MB, mb(total))
+            .field(
+                f::MATTE_SHIFT_MEAN_PX,
+                fw.shift_sum / fw.frames.max(1) as f64,
+            )
+            .field(f::MATTE_SHIFT_LAST_PX, f64::from(fw.shift_last))
+            .field(f::ROOM_KNOWN_PERCENT, f64::from(fw.known) * 100.0)
+            .field(
+                f::ROOM_REMOVED_MEAN_PERCENT,
+                fw.removed_sum / fw.frames.max(1) as f64 * 100.0,
+            )
+            .field(f::SCENE_CUTS, fw.cuts)
+            .field(f::MEAN_FOLLOW_MS, per(fw.time, fw.frames))
             .build()
     }
 }

@@ -2,16 +2,22 @@
 //! newest matte, the network (`modnetmatte::worker::newest::Newest`) always works on
 //! the newest frame. Until the first matte of these caps exists a frame goes out
 //! with an all-background matte: the room is never shown, and the stream never
-//! stalls.
+//! stalls. The newest matte is older than the frame it cuts; `Follow` moves it
+//! with the picture and takes away what matches the learnt room (follow-motion,
+//! learn-room), and a cut to another picture forgets it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use gst_video::VideoFrameRef;
 use modnetmatte::Engine;
+use modnetmatte::temporal::follow::{Follow, FollowConfig};
+use modnetmatte::temporal::thumb::Thumb;
 use modnetmatte::temporal::{self, Temporal, TemporalConfig};
 use modnetmatte::worker::newest::{Newest, own_matte_wait};
 
-use super::super::context::{Ctx, StreamError};
+use super::super::buffers::map_input;
+use super::super::context::{CAT, Ctx, StreamError};
 use super::super::decide::Kind;
 use super::super::jobs::{self, Done};
 use super::super::render::Render;
@@ -39,6 +45,8 @@ pub(in super::super) struct Realtime {
     network: Option<Duration>,
     /// Frames with the matte they go out with, to be composited.
     ready: CpuReady,
+    /// The newest matte brought to the frame it cuts.
+    follow: Follow,
 }
 
 impl Realtime {
@@ -51,6 +59,7 @@ impl Realtime {
             none: Arc::default(),
             network: None,
             ready: CpuReady::default(),
+            follow: Follow::new(),
         };
         rt.set_caps(caps)?;
         Ok(rt)
@@ -63,21 +72,28 @@ impl Realtime {
     }
 
     /// The matte frame `index` goes out with: hands the frame to the network if it
-    /// is a network frame (mask-every), and waits for its matte only as `wait`
-    /// allows.
+    /// is a network frame (mask-every), waits for its matte only as `wait` allows,
+    /// and brings the newest matte to this frame.
     fn matte_for(
         &mut self,
         ctx: &Ctx<'_>,
         inbuf: &gst::Buffer,
         index: u64,
     ) -> Result<Arc<Vec<f32>>, StreamError> {
+        let follow = follow_config(ctx);
+        let network = temporal::is_network_frame(index, ctx.settings.matte.mask_every);
+        let started = Instant::now();
+        if follow.any() {
+            self.see(ctx, &follow, inbuf, index, network);
+        }
         self.absorb(ctx, self.worker.take())?;
-        if temporal::is_network_frame(index, ctx.settings.matte.mask_every) {
+        if network {
             let (buf, info) = (inbuf.clone(), self.info.clone());
             let lost = self
                 .worker
                 .post(index, move |e: &Engine| jobs::matte_job(e, buf, &info));
-            if lost.is_some() {
+            if let Some(lost) = lost {
+                self.follow.lost(lost);
                 ctx.stats().add_skipped();
             }
             let wait = self.wait();
@@ -86,17 +102,61 @@ impl Realtime {
                 self.absorb(ctx, got)?;
             }
         }
-        let mut stats = ctx.stats();
-        Ok(match &self.current {
-            Some(m) => {
-                stats.add_matte_use(m.id != index, stats::age(inbuf.pts(), m.pts));
-                m.alpha.clone()
+        let Some(m) = &self.current else {
+            ctx.stats().add_without_matte();
+            return Ok(self.none.clone());
+        };
+        let (id, age) = (m.id, stats::age(inbuf.pts(), m.pts));
+        let alpha = match follow.any().then(|| self.follow.apply(&follow)).flatten() {
+            Some((moved, report)) => {
+                gst::trace!(
+                    CAT,
+                    obj = ctx.obj,
+                    "frame {index}: matte of frame {id} {report:?}"
+                );
+                ctx.stats().add_follow(&report, started.elapsed());
+                Arc::new(moved)
             }
-            None => {
-                stats.add_without_matte();
-                self.none.clone()
+            None => m.alpha.clone(),
+        };
+        ctx.stats().add_matte_use(id != index, age);
+        Ok(alpha)
+    }
+
+    /// Shows the frame to the follow-up; at a cut to another picture the matte is
+    /// forgotten (frames are covered until the next one).
+    fn see(
+        &mut self,
+        ctx: &Ctx<'_>,
+        follow: &FollowConfig,
+        inbuf: &gst::Buffer,
+        index: u64,
+        network: bool,
+    ) {
+        let thumb = VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), &self.info)
+            .map_err(|_| "input buffer does not match the caps".to_string())
+            .and_then(|v| Thumb::of(&map_input(&v, &self.info)?).map_err(|e| e.to_string()));
+        let cut = match thumb {
+            Ok(t) => self.follow.frame(follow, index, t, network),
+            Err(why) => {
+                gst::warning!(
+                    CAT,
+                    obj = ctx.obj,
+                    "frame {index}: no thumbnail ({why}); the matte is forgotten"
+                );
+                self.follow.reset();
+                true
             }
-        })
+        };
+        if cut && self.current.take().is_some() {
+            gst::debug!(
+                CAT,
+                obj = ctx.obj,
+                "frame {index}: another picture; the matte and the room are forgotten"
+            );
+            ctx.stats().add_scene_cut();
+            self.temporal.reset();
+        }
     }
 
     /// Takes in finished mattes, oldest first, through the EMA; one of another size
@@ -117,7 +177,20 @@ impl Realtime {
             if (matte.width, matte.height) != (w, h) {
                 continue;
             }
-            if let Some(alpha) = self.temporal.push(&config, w, h, matte.alpha) {
+            let Some(alpha) = self.temporal.push(&config, w, h, matte.alpha) else {
+                continue;
+            };
+            let follow = follow_config(ctx);
+            // A matte of a frame the follow-up does not know (before a cut) is never used.
+            if follow.any() && !self.follow.matte(&follow, id, alpha.clone(), w, h) {
+                gst::debug!(
+                    CAT,
+                    obj = ctx.obj,
+                    "matte of frame {id}: from before a cut, not used"
+                );
+                continue;
+            }
+            {
                 self.current = Some(Current {
                     id,
                     pts: buf.pts(),
@@ -134,6 +207,7 @@ impl Realtime {
         self.worker.discard();
         self.current = None;
         self.temporal.reset();
+        self.follow.reset();
     }
 }
 
@@ -187,5 +261,12 @@ impl Path for Realtime {
 
     fn latency(&self, _interval: Option<Duration>) -> Duration {
         self.wait()
+    }
+}
+
+fn follow_config(ctx: &Ctx<'_>) -> FollowConfig {
+    FollowConfig {
+        motion: ctx.settings.matte.follow_motion,
+        room: ctx.settings.matte.learn_room,
     }
 }

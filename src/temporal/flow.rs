@@ -75,26 +75,45 @@ pub fn find(
     );
     let side = (2 * radius + 1) as usize;
     let mut costs = vec![u32::MAX; side * side];
-    let (mut best, mut best_i, mut sum, mut n) = (u32::MAX, 0usize, 0u64, 0u64);
-    for j in -radius..=radius {
-        for i in -radius..=radius {
-            let (tx, ty) = (fx + gx + i as i64, fy + gy + j as i64);
-            if tx < 0 || ty < 0 || tx as usize + BLOCK > to.width || ty as usize + BLOCK > to.height
-            {
-                continue;
-            }
-            let raw = sad(from, fx as usize, fy as usize, to, tx as usize, ty as usize);
-            let off = (gx + i as i64).unsigned_abs() + (gy + j as i64).unsigned_abs();
-            let c = raw + STILL_BIAS * off as u32;
-            let k = (j + radius) as usize * side + (i + radius) as usize;
-            costs[k] = c;
-            sum += u64::from(raw);
-            n += 1;
-            if c < best {
-                (best, best_i) = (c, k);
-            }
+    // (best cost, its index, sum of raw costs, candidates)
+    let mut acc = (u32::MAX, 0usize, 0u64, 0u64);
+    let try_at = |i: i32, j: i32, costs: &mut Vec<u32>, acc: &mut (u32, usize, u64, u64)| {
+        let k = (j + radius) as usize * side + (i + radius) as usize;
+        if costs[k] != u32::MAX {
+            return;
+        }
+        let (tx, ty) = (fx + gx + i as i64, fy + gy + j as i64);
+        if tx < 0 || ty < 0 || tx as usize + BLOCK > to.width || ty as usize + BLOCK > to.height {
+            return;
+        }
+        let raw = sad(from, fx as usize, fy as usize, to, tx as usize, ty as usize);
+        let off = (gx + i as i64).unsigned_abs() + (gy + j as i64).unsigned_abs();
+        let c = raw + STILL_BIAS * off as u32;
+        costs[k] = c;
+        acc.2 += u64::from(raw);
+        acc.3 += 1;
+        if c < acc.0 {
+            (acc.0, acc.1) = (c, k);
+        }
+    };
+    // Every other offset first (a thumbnail is smooth at that step), then the eight
+    // around the best of them.
+    for j in (-radius..=radius).step_by(2) {
+        for i in (-radius..=radius).step_by(2) {
+            try_at(i, j, &mut costs, &mut acc);
         }
     }
+    let coarse = acc.1;
+    let (ci, cj) = (
+        (coarse % side) as i32 - radius,
+        (coarse / side) as i32 - radius,
+    );
+    for j in (cj - 1).max(-radius)..=(cj + 1).min(radius) {
+        for i in (ci - 1).max(-radius)..=(ci + 1).min(radius) {
+            try_at(i, j, &mut costs, &mut acc);
+        }
+    }
+    let (best, best_i, sum, n) = acc;
     if n == 0 {
         return None;
     }

@@ -75,6 +75,8 @@ struct Carried {
     width: u32,
     height: u32,
     alpha: Arc<Vec<f32>>,
+    /// Where the matte is above 0: columns and rows, ends excluded.
+    support: Support,
     /// The matte's frame: what the points are matched against.
     thumb: Thumb,
     origins: Vec<[f32; 2]>,
@@ -182,6 +184,7 @@ impl Follow {
         let mut c = Carried {
             width,
             height,
+            support: support(&alpha, width, height),
             alpha,
             thumb,
             now: origins.clone(),
@@ -224,14 +227,16 @@ impl Follow {
         } else {
             None
         };
+        let mut reach = c.support;
         let mut out = match mv {
             Some(m) => {
+                reach = moved_support(c.support, m, c.width, c.height);
                 let centre = centroid(&c.origins).map(|v| v * c.thumb.scale as f32);
                 let moved = m.apply(centre);
                 report.shift =
                     ((moved[0] - centre[0]).powi(2) + (moved[1] - centre[1]).powi(2)).sqrt();
                 report.scale = m.k;
-                warp(&c.alpha, c.width, c.height, m)
+                warp_in(&c.alpha, c.width, c.height, m, c.support)
             }
             None => c.alpha.as_ref().clone(),
         };
@@ -240,7 +245,7 @@ impl Follow {
             let (keep, cut) = self.room.keep(now, &covered);
             report.room = cut;
             if cut.removed > 0.0 || keep.iter().any(|&k| k < 1.0) {
-                take_away(&mut out, c.width, c.height, now, &keep);
+                take_away(&mut out, c.width, now, &keep, reach);
             }
         }
         Some((out, report))
@@ -364,32 +369,61 @@ fn to_frame(m: Move, s: usize) -> Move {
     }
 }
 
+/// Columns x0..x1 and rows y0..y1 outside which a matte is 0.
+pub type Support = (usize, usize, usize, usize);
+
+pub fn support(alpha: &[f32], width: u32, height: u32) -> Support {
+    let (w, h) = (width as usize, height as usize);
+    let (mut x0, mut x1, mut y0, mut y1) = (w, 0, h, 0);
+    for (y, row) in alpha.chunks_exact(w.max(1)).take(h).enumerate() {
+        if let Some(first) = row.iter().position(|&a| a > 0.0) {
+            let last = row.iter().rposition(|&a| a > 0.0).unwrap_or(first);
+            (x0, x1) = (x0.min(first), x1.max(last + 1));
+            (y0, y1) = (y0.min(y), y + 1);
+        }
+    }
+    (x0, x1, y0, y1)
+}
+
 /// The matte moved by `m`: each output pixel samples where it came from (bilinear);
 /// from outside the frame, background.
 pub fn warp(alpha: &[f32], width: u32, height: u32, m: Move) -> Vec<f32> {
+    warp_in(alpha, width, height, m, support(alpha, width, height))
+}
+
+/// As `warp`, sampling only where the matte is above 0 (`s`): most of a frame is
+/// room, and this is the follow-up's largest cost.
+fn warp_in(alpha: &[f32], width: u32, height: u32, m: Move, s: Support) -> Vec<f32> {
     let (w, h) = (width as usize, height as usize);
-    // Per column and per row: the source index and weight, or none.
-    let taps = |n: usize, t: f32| -> Vec<Option<(usize, f32)>> {
+    let mut out = vec![0.0f32; w * h];
+    if w < 2 || h < 2 || s.0 >= s.1 || s.2 >= s.3 {
+        return out;
+    }
+    // Per column and per row: the source index and weight, or none (outside the
+    // frame, or both taps outside the support).
+    let taps = |n: usize, t: f32, lo: usize, hi: usize| -> Vec<Option<(usize, f32)>> {
         (0..n)
             .map(|x| {
                 let s = (x as f32 - t) / m.k;
-                (s >= 0.0 && s <= (n - 1) as f32).then(|| {
-                    let i = (s.floor() as usize).min(n.saturating_sub(2));
-                    (i, s - i as f32)
-                })
+                (s >= 0.0 && s <= (n - 1) as f32)
+                    .then(|| {
+                        let i = (s.floor() as usize).min(n - 2);
+                        (i, s - i as f32)
+                    })
+                    .filter(|&(i, _)| i + 1 >= lo && i < hi)
             })
             .collect()
     };
-    let (cols, rows) = (taps(w, m.t[0]), taps(h, m.t[1]));
-    let mut out = vec![0.0f32; w * h];
-    if w < 2 || h < 2 {
+    let (cols, rows) = (taps(w, m.t[0], s.0, s.1), taps(h, m.t[1], s.2, s.3));
+    let Some(first) = cols.iter().position(Option::is_some) else {
         return out;
-    }
+    };
+    let last = cols.iter().rposition(Option::is_some).unwrap_or(first) + 1;
     for (y, row) in rows.iter().enumerate() {
         let Some((sy, fy)) = *row else { continue };
         let (a, b) = (&alpha[sy * w..][..w], &alpha[(sy + 1) * w..][..w]);
         let line = &mut out[y * w..][..w];
-        for (o, col) in line.iter_mut().zip(&cols) {
+        for (o, col) in line[first..last].iter_mut().zip(&cols[first..last]) {
             if let Some((sx, fx)) = *col {
                 let top = a[sx] + (a[sx + 1] - a[sx]) * fx;
                 let bottom = b[sx] + (b[sx + 1] - b[sx]) * fx;
@@ -400,16 +434,32 @@ pub fn warp(alpha: &[f32], width: u32, height: u32, m: Move) -> Vec<f32> {
     out
 }
 
-/// Lowers the matte to `keep` (per thumbnail pixel, bilinear between their centres).
-fn take_away(out: &mut [f32], width: u32, height: u32, t: &Thumb, keep: &[f32]) {
-    let (w, h, s) = (width as usize, height as usize, t.scale as f32);
+/// Where a matte with support `s` is above 0 once moved by `m` (a pixel of margin
+/// for the bilinear taps).
+fn moved_support(s: Support, m: Move, width: u32, height: u32) -> Support {
+    let a = m.apply([s.0 as f32, s.2 as f32]);
+    let b = m.apply([s.1 as f32, s.3 as f32]);
+    let clamp = |v: f32, n: u32| v.clamp(0.0, n as f32) as usize;
+    (
+        clamp(a[0].floor() - 1.0, width),
+        clamp(b[0].ceil() + 1.0, width),
+        clamp(a[1].floor() - 1.0, height),
+        clamp(b[1].ceil() + 1.0, height),
+    )
+}
+
+/// Lowers the matte to `keep` (per thumbnail pixel, bilinear between their centres)
+/// within `reach`, outside which the matte is 0 already.
+fn take_away(out: &mut [f32], width: u32, t: &Thumb, keep: &[f32], reach: Support) {
+    let (w, s) = (width as usize, t.scale as f32);
     let pos = |x: usize, n: usize| -> (usize, usize, f32) {
         let g = ((x as f32 - (s - 1.0) / 2.0) / s).clamp(0.0, (n - 1) as f32);
         let i = g.floor() as usize;
         (i, (i + 1).min(n - 1), g - i as f32)
     };
-    let cols: Vec<(usize, usize, f32)> = (0..w).map(|x| pos(x, t.width)).collect();
-    for y in 0..h {
+    let (x0, x1) = (reach.0.min(w), reach.1.min(w));
+    let cols: Vec<(usize, usize, f32)> = (x0..x1).map(|x| pos(x, t.width)).collect();
+    for y in reach.2..reach.3 {
         let (r0, r1, fy) = pos(y, t.height);
         let (k0, k1) = (
             &keep[r0 * t.width..][..t.width],
@@ -418,7 +468,7 @@ fn take_away(out: &mut [f32], width: u32, height: u32, t: &Thumb, keep: &[f32]) 
         if k0.iter().chain(k1).all(|&k| k >= 1.0) {
             continue;
         }
-        for (o, &(c0, c1, fx)) in out[y * w..][..w].iter_mut().zip(&cols) {
+        for (o, &(c0, c1, fx)) in out[y * w + x0..y * w + x1].iter_mut().zip(&cols) {
             let top = k0[c0] + (k0[c1] - k0[c0]) * fx;
             let bottom = k1[c0] + (k1[c1] - k1[c0]) * fx;
             *o = o.min(top + (bottom - top) * fy);

@@ -93,19 +93,16 @@ impl Room {
             })
             .collect();
         let (w, h) = (t.width, t.height);
+        let mean = box3(&d, w, h);
         let mut keep = vec![1.0; n];
         let (mut removed, mut known) = (0usize, 0usize);
-        for y in 0..h {
-            for x in 0..w {
-                let i = y * w + x;
-                known += self.seen[i] as usize;
-                let mean = neighbours(x, y, w, h).map(|j| d[j]).sum::<f32>() / 9.0;
-                let k = ((mean - MATCH) / MATCH).clamp(0.0, 1.0);
-                if k < 0.5 && covered[i] >= 0.5 {
-                    removed += 1;
-                }
-                keep[i] = k;
+        for i in 0..n {
+            known += self.seen[i] as usize;
+            let k = ((mean[i] - MATCH) / MATCH).clamp(0.0, 1.0);
+            if k < 0.5 && covered[i] >= 0.5 {
+                removed += 1;
             }
+            keep[i] = k;
         }
         let cut = RoomCut {
             known: known as f32 / n.max(1) as f32,
@@ -144,6 +141,26 @@ impl Room {
         }
         1.0
     }
+}
+
+/// The mean over each pixel's 3x3 neighbourhood (edges repeated), in two passes.
+fn box3(v: &[f32], w: usize, h: usize) -> Vec<f32> {
+    let at = |i: usize, n: usize, k: isize| (i as isize + k).clamp(0, n as isize - 1) as usize;
+    let mut rows = vec![0.0f32; w * h];
+    for y in 0..h {
+        let r = &v[y * w..][..w];
+        for x in 0..w {
+            rows[y * w + x] = r[at(x, w, -1)] + r[x] + r[at(x, w, 1)];
+        }
+    }
+    let mut out = vec![0.0f32; w * h];
+    for y in 0..h {
+        let (a, b, c) = (at(y, h, -1) * w, y * w, at(y, h, 1) * w);
+        for x in 0..w {
+            out[y * w + x] = (rows[a + x] + rows[b + x] + rows[c + x]) / 9.0;
+        }
+    }
+    out
 }
 
 /// The 3x3 neighbourhood's indices, clamped at the edges (always nine).

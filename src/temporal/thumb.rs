@@ -120,26 +120,32 @@ impl Thumb {
         let (s, w) = (self.scale, self.width);
         let mut acc = vec![[0u32; 3]; w];
         let plane = frame.planes[0];
-        // A block holds s luma samples a row and s/2 of each chroma (s odd: the pair
-        // that straddles the block counts in full; chroma is only compared coarsely).
+        // Pixel pairs (Y0 U Y1 V) into the block of their first pixel: an odd block
+        // size shares a pair's chroma with the next block, compared only coarsely.
+        let pairs = (w * s) / 2;
+        // The pairs of each block (those whose first pixel lies in it).
+        let ranges: Vec<(usize, usize)> = (0..w)
+            .map(|tx| ((tx * s).div_ceil(2), ((tx + 1) * s).div_ceil(2).min(pairs)))
+            .collect();
         for ty in 0..self.height {
             for row in ty * s..(ty + 1) * s {
-                let line = &plane.data[row * plane.stride..];
-                for (tx, a) in acc.iter_mut().enumerate() {
-                    for x in tx * s..(tx + 1) * s {
-                        a[0] += u32::from(line[2 * x]);
-                        let pair = (x / 2) * 4;
-                        a[1] += u32::from(line[pair + 1]);
-                        a[2] += u32::from(line[pair + 3]);
+                let line = &plane.data[row * plane.stride..][..pairs * 4];
+                for (a, &(p0, p1)) in acc.iter_mut().zip(&ranges) {
+                    for q in line[p0 * 4..p1 * 4].chunks_exact(4) {
+                        a[0] += u32::from(q[0]) + u32::from(q[2]);
+                        a[1] += 2 * u32::from(q[1]);
+                        a[2] += 2 * u32::from(q[3]);
                     }
                 }
             }
-            let n = (s * s) as u32;
             for (tx, a) in acc.iter_mut().enumerate() {
+                // The pairs this block got, two samples each, s rows.
+                let pairs_here = ((tx + 1) * s).div_ceil(2) - (tx * s).div_ceil(2);
+                let n = (2 * pairs_here * s).max(1) as u32;
                 let i = ty * w + tx;
-                self.y[i] = (a[0] / n) as u8;
-                self.u[i] = (a[1] / n) as u8;
-                self.v[i] = (a[2] / n) as u8;
+                self.y[i] = (a[0] / n).min(255) as u8;
+                self.u[i] = (a[1] / n).min(255) as u8;
+                self.v[i] = (a[2] / n).min(255) as u8;
                 *a = [0; 3];
             }
         }

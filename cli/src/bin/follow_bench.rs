@@ -12,6 +12,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+#[path = "../machine.rs"]
+mod machine;
+
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gst::prelude::*;
@@ -70,7 +73,7 @@ fn main() -> Result<()> {
     let a = Args::parse();
     gst::init()?;
     gstmodnet::plugin_register_static()?;
-    println!("CPU: {} ({} cores)", cpu_model(), num_cores());
+    println!("CPU: {} ({} cores)", machine::cpu_model(), num_cores());
     let cutout = cut_out(&a)?;
     let room = room(&a)?;
     println!(
@@ -245,46 +248,12 @@ fn run(a: &Args, clip: &Clip, ref_size: u32, motion: bool, learn: bool) -> Resul
     let total = settle + (a.seconds * f64::from(FPS)) as u64;
     let scores: Arc<Mutex<Scores>> = Arc::default();
     let out_times: Arc<Mutex<Vec<Instant>>> = Arc::default();
-    {
-        let (scores, times) = (scores.clone(), out_times.clone());
-        let truth: Vec<Vec<u8>> = clip.truth.clone();
-        sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |s| {
-                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    times.lock().map(|mut t| t.push(Instant::now())).ok();
-                    let buf = sample.buffer().ok_or(gst::FlowError::Error)?;
-                    let i = buf.pts().map_or(0, |p| p.nseconds() / frame_ns);
-                    if i < settle {
-                        return Ok(gst::FlowSuccess::Ok);
-                    }
-                    let map = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
-                    let t = &truth[i as usize % PERIOD];
-                    let stride = map.len() / H as usize;
-                    let (mut room, mut person, mut cut) = (0u64, 0u64, 0u64);
-                    for y in 0..H as usize {
-                        let row = &map[y * stride..][..W as usize];
-                        for (m, &tr) in row.iter().zip(&t[y * W as usize..][..W as usize]) {
-                            room += u64::from(tr < 13 && *m >= 128);
-                            person += u64::from(tr > 242);
-                            cut += u64::from(tr > 242 && *m < 128);
-                        }
-                    }
-                    if let Ok(mut s) = scores.lock() {
-                        s.room.push(room as f64 / f64::from(W * H) * 100.0);
-                        s.cut.push(cut as f64 / person.max(1) as f64 * 100.0);
-                        s.frames += 1;
-                        if i as usize % PERIOD == PERIOD / 2 {
-                            s.sample = (0..H as usize)
-                                .flat_map(|y| map[y * stride..][..W as usize].to_vec())
-                                .collect();
-                        }
-                    }
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
-    }
+    sink.set_callbacks(scorer(
+        clip.truth.clone(),
+        settle,
+        scores.clone(),
+        out_times.clone(),
+    ));
     pipeline.set_state(gst::State::Playing)?;
     let started = Instant::now();
     for i in 0..total {
@@ -329,6 +298,51 @@ fn run(a: &Args, clip: &Clip, ref_size: u32, motion: bool, learn: bool) -> Resul
     })
 }
 
+/// The appsink's callbacks: each matte after `settle` frames scored against its
+/// frame's true alpha into `scores`; every output's arrival into `times`.
+fn scorer(
+    truth: Vec<Vec<u8>>,
+    settle: u64,
+    scores: Arc<Mutex<Scores>>,
+    times: Arc<Mutex<Vec<Instant>>>,
+) -> gst_app::AppSinkCallbacks {
+    let frame_ns = 1_000_000_000u64 / u64::from(FPS);
+    gst_app::AppSinkCallbacks::builder()
+        .new_sample(move |s| {
+            let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+            times.lock().map(|mut t| t.push(Instant::now())).ok();
+            let buf = sample.buffer().ok_or(gst::FlowError::Error)?;
+            let i = buf.pts().map_or(0, |p| p.nseconds() / frame_ns);
+            if i < settle {
+                return Ok(gst::FlowSuccess::Ok);
+            }
+            let map = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
+            let t = &truth[i as usize % PERIOD];
+            let stride = map.len() / H as usize;
+            let (mut room, mut person, mut cut) = (0u64, 0u64, 0u64);
+            for y in 0..H as usize {
+                let row = &map[y * stride..][..W as usize];
+                for (m, &tr) in row.iter().zip(&t[y * W as usize..][..W as usize]) {
+                    room += u64::from(tr < 13 && *m >= 128);
+                    person += u64::from(tr > 242);
+                    cut += u64::from(tr > 242 && *m < 128);
+                }
+            }
+            if let Ok(mut s) = scores.lock() {
+                s.room.push(room as f64 / f64::from(W * H) * 100.0);
+                s.cut.push(cut as f64 / person.max(1) as f64 * 100.0);
+                s.frames += 1;
+                if i as usize % PERIOD == PERIOD / 2 {
+                    s.sample = (0..H as usize)
+                        .flat_map(|y| map[y * stride..][..W as usize].to_vec())
+                        .collect();
+                }
+            }
+            Ok(gst::FlowSuccess::Ok)
+        })
+        .build()
+}
+
 /// input | matte with the follow-ups off | on, each over grey, at half size.
 fn write_strip(path: &PathBuf, clip: &Clip, mattes: &[Vec<u8>]) -> Result<()> {
     let input = &clip.rgb[PERIOD / 2];
@@ -355,18 +369,6 @@ fn write_strip(path: &PathBuf, clip: &Clip, mattes: &[Vec<u8>]) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     println!("\nwrote {}", path.display());
     Ok(())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
 }
 
 fn num_cores() -> usize {

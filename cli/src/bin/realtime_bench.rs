@@ -8,6 +8,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "../machine.rs"]
+mod machine;
+
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gst::prelude::*;
@@ -46,7 +49,7 @@ fn main() -> Result<()> {
     let a = Args::parse();
     gst::init()?;
     gstmodnet::plugin_register_static()?;
-    println!("CPU: {}", cpu_model());
+    println!("CPU: {}", machine::cpu_model());
     println!(
         "{} {} at {} frames/s, {} s from the first frame out\n",
         a.size, a.format, a.fps, a.seconds
@@ -119,16 +122,4 @@ fn run(a: &Args, pacing: &str, ref_size: u32) -> Result<()> {
         f("mean-inference-ms"),
     );
     Ok(())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
 }

@@ -257,3 +257,68 @@ fn realtime_adds_no_latency_when_the_network_cannot_keep_up() {
     let s = e.property::<gst::Structure>("stats");
     assert_eq!(s.get::<&str>("pacing").unwrap(), "realtime");
 }
+
+/// A picture of random 4x4 px cells: `seed` picks which.
+fn texture(info: &gst_video::VideoInfo, seed: u32) -> Vec<u8> {
+    let (w, h) = (info.width(), info.height());
+    (0..w * h)
+        .flat_map(|i| {
+            let (x, y) = (i % w / 4, i / w / 4);
+            let mut v = (x.wrapping_mul(374_761_393)
+                ^ y.wrapping_mul(668_265_263)
+                ^ seed.wrapping_mul(2_654_435_761)) as u64;
+            v = (v ^ (v >> 13)).wrapping_mul(1_274_126_177);
+            let v = (v >> 24) as u8;
+            [v, v / 2 + 60, 255 - v]
+        })
+        .collect()
+}
+
+#[test]
+fn a_cut_to_another_picture_forgets_the_matte_until_its_own() {
+    let mut h = red_room(512);
+    let info = red_info(320, 192);
+    h.set_src_caps(info.to_caps().unwrap());
+    let e = h.element().unwrap();
+    let stats = || e.property::<gst::Structure>("stats");
+    let (a, b) = (texture(&info, 0), texture(&info, 1));
+    // Scene A until a matte exists.
+    let mut ms = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        push_at(&mut h, &info, &a, ms);
+        ms += 33;
+        while h.try_pull().is_some() {}
+        let s = stats();
+        if count(&s, "network-runs") >= 1 && count(&s, "frames") > count(&s, "frames-without-matte")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no matte in 60 s: {s}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(30));
+    }
+    let without = count(&stats(), "frames-without-matte");
+    assert_eq!(
+        count(&stats(), "scene-cuts"),
+        0,
+        "scene A's frames are no cut"
+    );
+    // Cut to scene B: the next frame goes out without scene A's matte.
+    push_at(&mut h, &info, &b, ms);
+    assert!(
+        h.try_pull().is_some(),
+        "the frame after the cut went out at once"
+    );
+    let s = stats();
+    assert_eq!(count(&s, "scene-cuts"), 1, "{s}");
+    assert_eq!(count(&s, "frames-without-matte"), without + 1, "{s}");
+    // Turned off, the cut is not looked for (and the old matte would be used).
+    e.set_property("follow-motion", false);
+    e.set_property("learn-room", false);
+    push_at(&mut h, &info, &a, ms + 33);
+    while h.try_pull().is_some() {}
+    assert_eq!(count(&stats(), "scene-cuts"), 1);
+}

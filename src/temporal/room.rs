@@ -8,18 +8,26 @@ use super::thumb::Thumb;
 const ROOM_ALPHA: f32 = 0.02;
 /// Y+U+V distance (mean over a 3x3 neighbourhood) under which a pixel is the room; at
 /// twice it, not at all.
-const MATCH: f32 = 10.0;
+const MATCH: f32 = 6.0;
+/// Thumbnail pixels of room all around a pixel before it is learnt: a hole the
+/// network left in a person is not room.
+const LEARN_MARGIN: usize = 2;
 /// How fast the picture follows light changes: the share of a new sighting.
 const LEARN: f32 = 0.3;
-/// A sighting this far from the picture replaces it (something was moved).
-const REPLACE: f32 = 60.0;
+/// Two sightings this close agree; a farther one starts the pixel again (something
+/// was moved, or the network called a moving person room).
+const AGREE: f32 = 2.0 * MATCH;
+/// Sightings that must agree before a pixel counts as known: a person the network
+/// missed does not look the same at two network runs once they move.
+const SIGHTINGS: u8 = 2;
 
 #[derive(Debug, Clone, Default)]
 pub struct Room {
     width: usize,
     height: usize,
     yuv: Vec<[f32; 3]>,
-    seen: Vec<bool>,
+    /// Agreeing sightings of each pixel (saturating).
+    seen: Vec<u8>,
 }
 
 /// What the picture did to one frame.
@@ -41,12 +49,18 @@ impl Room {
             self.width = t.width;
             self.height = t.height;
             self.yuv = vec![[0.0; 3]; t.width * t.height];
-            self.seen = vec![false; t.width * t.height];
+            self.seen = vec![0; t.width * t.height];
         }
     }
 
+    fn known(&self, i: usize) -> bool {
+        self.seen[i] >= SIGHTINGS
+    }
+
     /// Learns from a network frame's thumbnail and its matte at thumbnail size: the
-    /// pixels whose whole 3x3 neighbourhood is room.
+    /// pixels with room all around (`LEARN_MARGIN`). A pixel the network now calls
+    /// person although it looks as the picture says is unlearnt: the picture had
+    /// learnt a part of the person the network once missed.
     pub fn learn(&mut self, t: &Thumb, alpha: &[f32]) {
         self.fits(t);
         let (w, h) = (t.width, t.height);
@@ -55,21 +69,26 @@ impl Room {
         }
         for y in 0..h {
             for x in 0..w {
-                let near = neighbours(x, y, w, h).all(|i| alpha[i] < ROOM_ALPHA);
+                let i = y * w + x;
+                let s = [t.y[i], t.u[i], t.v[i]].map(f32::from);
+                if alpha[i] >= 0.5 && self.seen[i] > 0 && distance(self.yuv[i], s, 1.0) <= MATCH {
+                    self.seen[i] = 0;
+                    continue;
+                }
+                let near = around(x, y, w, h, LEARN_MARGIN).all(|i| alpha[i] < ROOM_ALPHA);
                 if !near {
                     continue;
                 }
-                let i = y * w + x;
-                let s = [t.y[i], t.u[i], t.v[i]].map(f32::from);
                 let p = &mut self.yuv[i];
-                if !self.seen[i] || distance(*p, s, 1.0) > REPLACE {
+                if self.seen[i] == 0 || distance(*p, s, 1.0) > AGREE {
                     *p = s;
+                    self.seen[i] = 1;
                 } else {
                     for c in 0..3 {
                         p[c] += LEARN * (s[c] - p[c]);
                     }
+                    self.seen[i] = self.seen[i].saturating_add(1);
                 }
-                self.seen[i] = true;
             }
         }
     }
@@ -85,7 +104,7 @@ impl Room {
         let gain = self.gain(t, covered);
         let d: Vec<f32> = (0..n)
             .map(|i| {
-                if self.seen[i] {
+                if self.known(i) {
                     distance(self.yuv[i], [t.y[i], t.u[i], t.v[i]].map(f32::from), gain)
                 } else {
                     f32::INFINITY
@@ -97,7 +116,7 @@ impl Room {
         let mut keep = vec![1.0; n];
         let (mut removed, mut known) = (0usize, 0usize);
         for i in 0..n {
-            known += self.seen[i] as usize;
+            known += self.known(i) as usize;
             let k = ((mean[i] - MATCH) / MATCH).clamp(0.0, 1.0);
             if k < 0.5 && covered[i] >= 0.5 {
                 removed += 1;
@@ -122,7 +141,7 @@ impl Room {
         let mut n = 0u32;
         for (i, &a) in covered.iter().enumerate() {
             let then = self.yuv[i][0];
-            if self.seen[i] && a < ROOM_ALPHA && then >= 8.0 {
+            if self.known(i) && a < ROOM_ALPHA && then >= 8.0 {
                 let r = (f32::from(t.y[i]) / then).clamp(0.5, 2.0);
                 let b = (((r.ln() + span / 2.0) / span) * (BINS - 1) as f32).round() as usize;
                 hist[b.min(BINS - 1)] += 1;
@@ -163,11 +182,12 @@ fn box3(v: &[f32], w: usize, h: usize) -> Vec<f32> {
     out
 }
 
-/// The 3x3 neighbourhood's indices, clamped at the edges (always nine).
-fn neighbours(x: usize, y: usize, w: usize, h: usize) -> impl Iterator<Item = usize> {
-    (0..9).map(move |k| {
-        let xx = (x + k % 3).saturating_sub(1).min(w - 1);
-        let yy = (y + k / 3).saturating_sub(1).min(h - 1);
+/// The (2r+1)^2 neighbourhood's indices, clamped at the edges.
+fn around(x: usize, y: usize, w: usize, h: usize, r: usize) -> impl Iterator<Item = usize> {
+    let side = 2 * r + 1;
+    (0..side * side).map(move |k| {
+        let xx = (x + k % side).saturating_sub(r).min(w - 1);
+        let yy = (y + k / side).saturating_sub(r).min(h - 1);
         yy * w + xx
     })
 }

@@ -61,6 +61,7 @@ release=${CARGO_TARGET_DIR:-target}/release
 model=models/modnet_photographic.pt
 fp16=models/modnet_photographic_fp16.pt
 cpu_variant=models/modnet_photographic_cpu.pt
+bf16=models/modnet_photographic_bf16.pt
 
 if ((build)); then
   say "cargo build --release (the plugin and the program)"
@@ -70,7 +71,7 @@ fi
 # scripts would otherwise rebuild for it).
 SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l packaging/changelog -S Timestamp)
 export SOURCE_DATE_EPOCH
-for f in "$release/libgstmodnet.so" "$release/modnetmatte" "$model" "$fp16" "$cpu_variant"; do
+for f in "$release/libgstmodnet.so" "$release/modnetmatte" "$model" "$fp16" "$cpu_variant" "$bf16"; do
   [ -f "$f" ] || die "$f is missing (run scripts/setup.sh and a release build, or drop --no-build)"
 done
 
@@ -193,8 +194,10 @@ install -m644 "$model" "$tree/usr/share/modnetmatte/modnet_photographic.pt"
 install -m644 "$fp16" "$tree/usr/share/modnetmatte/modnet_photographic_fp16.pt"
 # Installed after the model: a CPU takes the variant only when it is not older.
 install -m644 "$cpu_variant" "$tree/usr/share/modnetmatte/modnet_photographic_cpu.pt"
+install -m644 "$bf16" "$tree/usr/share/modnetmatte/modnet_photographic_bf16.pt"
 (cd "$tree/usr/share/modnetmatte" &&
-  sha256sum modnet_photographic.pt modnet_photographic_fp16.pt modnet_photographic_cpu.pt >SHA256SUMS)
+  sha256sum modnet_photographic.pt modnet_photographic_fp16.pt modnet_photographic_cpu.pt \
+    modnet_photographic_bf16.pt >SHA256SUMS)
 chmod 644 "$tree/usr/share/modnetmatte/SHA256SUMS"
 
 doc=$tree/usr/share/doc/modnetmatte

@@ -101,7 +101,8 @@ sys.exit(0 if 0.1 < fg < 0.9 and 0.1 < bg < 0.9 else 1)
 EOF
 grep -q "modnet_photographic.pt" "$tmp/launch.log" || fail "the log does not name the model"
 grep -qF "$root/usr/share/modnetmatte/modnet_photographic.pt" "$tmp/launch.log" || fail "not the packaged model: $(grep -m1 'modnet_photographic' "$tmp/launch.log")"
-grep -q "CPU variant modnet_photographic_cpu.pt" "$tmp/launch.log" || fail "a CPU did not take the packaged CPU variant"
+# precision=auto: the bf16 variant on a CPU with AMX or AVX512-BF16, the fp32 one elsewhere.
+grep -Eq "CPU variant modnet_photographic_(cpu|bf16).pt" "$tmp/launch.log" || fail "a CPU did not take a packaged CPU variant"
 grep -q "auto: using the CPU: " "$tmp/launch.log" || grep -q "auto: libtorch sees" "$tmp/launch.log" || fail "no device line in the log"
 say "device: $(grep -o 'auto: [^,]*' "$tmp/launch.log" | head -n1)"
 # Every library the process loaded (LD_DEBUG's "calling init" lines; the plugin scanner

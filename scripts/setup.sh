@@ -59,7 +59,7 @@ model=models/modnet_photographic.pt
 # Only what the export reads: editing the other tools must not trigger a re-export.
 export_inputs=(models/source/modnet_photographic.onnx tools/modnet/{__init__,model,weights,reference,export}.py tools/constraints.txt)
 want=$(cat "${export_inputs[@]}" | sha256sum | cut -d' ' -f1)
-if [ ! -f "$model" ] || [ ! -f "${model%.pt}_fp16.pt" ] || [ ! -f "${model%.pt}_cpu.pt" ] || [ "$(cat "$model.inputs.sha256" 2>/dev/null)" != "$want" ]; then
+if [ ! -f "$model" ] || [ ! -f "${model%.pt}_fp16.pt" ] || [ ! -f "${model%.pt}_cpu.pt" ] || [ ! -f "${model%.pt}_bf16.pt" ] || [ "$(cat "$model.inputs.sha256" 2>/dev/null)" != "$want" ]; then
   say "exporting $model"
   (cd tools && ../.venv/bin/python -m modnet.export --weights ../models/source/modnet_photographic.onnx \
       --out "../$model" --verify-image ../data/images/astronaut.png)
@@ -70,6 +70,13 @@ if [ ! -f "$model" ] || [ ! -f "${model%.pt}_fp16.pt" ] || [ ! -f "${model%.pt}_
   # last, since the engine takes it only when it is not older than the model.
   (cd tools && ../.venv/bin/python -m modnet.export --weights ../models/source/modnet_photographic.onnx \
       --out "../${model%.pt}_cpu.pt" --verify-image ../data/images/astronaut.png --cpu)
+  # The bfloat16 CPU variant `precision=auto` loads on CPUs with AMX or AVX512-BF16,
+  # checked against float32 on every photo; like the CPU variant, taken only when
+  # not older than the model.
+  (cd tools && ../.venv/bin/python -m modnet.export --weights ../models/source/modnet_photographic.onnx \
+      --out "../${model%.pt}_bf16.pt" --bf16 --verify-image ../data/images/astronaut.png \
+      --verify-image ../data/images/coffee.png --verify-image ../data/images/grass.png \
+      --verify-image ../data/images/rocket.jpg)
   echo "$want" > "$model.inputs.sha256"
 fi
 # 5. Install the model where the element finds it without a path (its `model`
@@ -79,6 +86,7 @@ mkdir -p "$data_dir"
 ln -sfn "$PWD/$model" "$data_dir/modnet_photographic.pt"
 ln -sfn "$PWD/${model%.pt}_fp16.pt" "$data_dir/modnet_photographic_fp16.pt"
 ln -sfn "$PWD/${model%.pt}_cpu.pt" "$data_dir/modnet_photographic_cpu.pt"
+ln -sfn "$PWD/${model%.pt}_bf16.pt" "$data_dir/modnet_photographic_bf16.pt"
 # 6. The 3-second 1280x720 clip made from the real photos (the demo's input, and the
 #    camera stand-in of the pipeline and CLI tests).
 clip_inputs=(models/source/modnet_photographic.onnx tools/modnet/clip.py)

@@ -11,10 +11,11 @@ use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::gpu::graphs::Mode;
 use crate::gpu::shim;
+use crate::host::cpu::CpuFlags;
 use crate::host::cpu_cache;
 use crate::host::device::{self, DeviceRequest};
 use crate::host::openmp;
-use crate::net::model::{Model, Precision};
+use crate::net::model::{self, Model, Precision};
 use crate::net::postprocess::{self, Matte};
 use crate::net::preprocess::{self, MIN_SIDE};
 
@@ -31,8 +32,10 @@ pub struct EngineConfig {
     /// libtorch intra-op threads; 0 keeps libtorch's default (one per core).
     /// libtorch's thread pool is process-wide: the last engine created sets it.
     pub num_threads: usize,
-    /// fp16 halves the network's memory traffic on CUDA; on a CPU it falls back to
-    /// fp32 (said in `device_note`).
+    /// fp16 halves the network's memory traffic on CUDA; bf16 (a CPU with AMX or
+    /// AVX512-BF16) makes the high-resolution branches several times faster; `auto`
+    /// picks bf16 on such a CPU, fp32 elsewhere. A precision the device cannot run
+    /// falls back to fp32 (said in `device_note`).
     pub precision: Precision,
     /// Frame size to warm up at when loading (`warm_up_batch`: one pass on a CPU, two
     /// on CUDA), so that the first real frame does not pay libtorch's one-off costs;
@@ -125,13 +128,13 @@ impl Engine {
         }
         let resolved = device::resolve(config.device)?;
         let mut device_note = resolved.why;
-        let precision = match config.precision {
-            Precision::Fp16 if !resolved.device.is_cuda() => {
-                device_note += "; fp16 needs CUDA: running fp32";
-                Precision::Fp32
-            }
-            p => p,
-        };
+        let cuda = resolved.device.is_cuda();
+        let (precision, why) = model::choose(
+            config.precision,
+            cuda,
+            CpuFlags::here().bf16(),
+            model::current_bf16_variant(&config.model_path).is_some(),
+        );
         if !resolved.device.is_cuda() {
             // Activations reused between passes instead of page-faulted in anew
             // (src/host/cpu_cache.rs); without it the default allocator stays, slower.
@@ -140,7 +143,7 @@ impl Engine {
             }
         }
         let model = Model::load_as(&config.model_path, resolved.device, precision)?;
-        device_note += &format!(", {precision}");
+        device_note += &format!(", {why}");
         if model.channels_last() {
             let name = model.path().file_name().unwrap_or_default();
             device_note += &format!(", CPU variant {} (channels-last)", name.to_string_lossy());

@@ -18,12 +18,54 @@ const RANGE_SLACK: f64 = 1e-5;
 /// The numbers the network computes in. fp16 is a model file of its own (the
 /// exporter's `--fp16` variant, `<name>_fp16.pt` next to the float32 one: half
 /// precision inside but for the backbone's first blocks, float32 in and out) and runs
-/// on CUDA only (on a CPU it is slower than fp32).
+/// on CUDA only (on a CPU it is slower than fp32). bf16 is the CPU variant's
+/// (`--bf16`, `<name>_bf16.pt`: bfloat16 for the high-resolution and fusion
+/// branches), fast on CPUs with AMX or AVX512-BF16. `Auto` is a request only: the
+/// engine resolves it (`choose`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
     #[default]
     Fp32,
     Fp16,
+    Bf16,
+    Auto,
+}
+
+/// What `auto` and the fallbacks make of a requested precision: on CUDA fp16 or
+/// fp32; on a CPU bf16 where the CPU has bfloat16 instructions (`bf16_isa`) and a
+/// current bf16 variant exists, else fp32. With the reason, for the device line.
+pub fn choose(
+    requested: Precision,
+    cuda: bool,
+    bf16_isa: Option<&str>,
+    bf16_variant: bool,
+) -> (Precision, String) {
+    use Precision::*;
+    match (requested, cuda) {
+        (Fp16, true) => (Fp16, "fp16".into()),
+        (Fp16, false) => (Fp32, "fp16 needs CUDA: running fp32".into()),
+        (Bf16, true) => (Fp32, "bf16 is the CPU variant: running fp32 on CUDA".into()),
+        (Auto, true) => (Fp32, "auto: fp32 on CUDA".into()),
+        (Fp32, _) => (Fp32, "fp32".into()),
+        (Bf16, false) => match bf16_isa {
+            Some(isa) => (Bf16, format!("bf16 ({isa})")),
+            None => (
+                Bf16,
+                "bf16 without AMX or AVX512-BF16 on this CPU: emulated, slower than fp32".into(),
+            ),
+        },
+        (Auto, false) => match (bf16_isa, bf16_variant) {
+            (Some(isa), true) => (Bf16, format!("auto: bf16, the CPU has {isa}")),
+            (Some(isa), false) => (
+                Fp32,
+                format!("auto: fp32 (the CPU has {isa}, but no current _bf16.pt beside the model)"),
+            ),
+            (None, _) => (
+                Fp32,
+                "auto: fp32, the CPU has neither AMX nor AVX512-BF16".into(),
+            ),
+        },
+    }
 }
 
 impl std::str::FromStr for Precision {
@@ -32,8 +74,10 @@ impl std::str::FromStr for Precision {
         match s.trim().to_ascii_lowercase().as_str() {
             "fp32" | "float32" | "float" => Ok(Self::Fp32),
             "fp16" | "float16" | "half" => Ok(Self::Fp16),
+            "bf16" | "bfloat16" => Ok(Self::Bf16),
+            "auto" => Ok(Self::Auto),
             other => Err(Error::InvalidConfig(format!(
-                "precision `{other}`: expected fp32 or fp16"
+                "precision `{other}`: expected auto, fp32, fp16 or bf16"
             ))),
         }
     }
@@ -44,6 +88,8 @@ impl std::fmt::Display for Precision {
         f.write_str(match self {
             Self::Fp32 => "fp32",
             Self::Fp16 => "fp16",
+            Self::Bf16 => "bf16",
+            Self::Auto => "auto",
         })
     }
 }
@@ -86,9 +132,23 @@ fn variant(path: &Path, suffix: &str) -> PathBuf {
     }
 }
 
+/// The bfloat16 CPU variant of a model file (`tools/modnet/export.py --bf16`:
+/// `<stem>_bf16.pt`), found and taken by the same freshness rule as `cpu_variant`.
+pub fn bf16_variant(path: &Path) -> PathBuf {
+    variant(path, "_bf16")
+}
+
 /// The CPU variant to load instead of `path`, if there is a current one.
 fn current_cpu_variant(path: &Path) -> Option<PathBuf> {
-    let variant = cpu_variant(path);
+    current(path, cpu_variant(path))
+}
+
+/// The bf16 variant of `path`, if there is one not older than it.
+pub fn current_bf16_variant(path: &Path) -> Option<PathBuf> {
+    current(path, bf16_variant(path))
+}
+
+fn current(path: &Path, variant: PathBuf) -> Option<PathBuf> {
     if variant == path {
         return None;
     }
@@ -97,6 +157,35 @@ fn current_cpu_variant(path: &Path) -> Option<PathBuf> {
         (Some(v), Some(m)) if v >= m => Some(variant),
         _ => None,
     }
+}
+
+/// The file to load for `precision` on `device`: the model, or its CPU, bf16 or fp16
+/// variant (an error names a missing one and how to make it).
+fn file_for(path: &Path, device: Device, precision: Precision) -> Result<PathBuf> {
+    Ok(match precision {
+        Precision::Fp32 if device.is_cuda() => path.to_path_buf(),
+        Precision::Fp32 | Precision::Auto => {
+            current_cpu_variant(path).unwrap_or_else(|| path.to_path_buf())
+        }
+        Precision::Bf16 => current_bf16_variant(path).ok_or_else(|| Error::ModelLoad {
+            path: bf16_variant(path),
+            reason: "precision bf16 needs this bfloat16 variant of the model, not older than \
+                     the model (scripts/setup.sh makes it; or tools/modnet/export.py --bf16)"
+                .into(),
+        })?,
+        Precision::Fp16 => {
+            let variant = fp16_variant(path);
+            if !variant.exists() {
+                return Err(Error::ModelLoad {
+                    path: variant,
+                    reason: "precision fp16 needs this half-precision variant of the model \
+                             (scripts/setup.sh makes it; or tools/modnet/export.py --fp16)"
+                        .into(),
+                });
+            }
+            variant
+        }
+    })
 }
 
 pub struct Model {
@@ -134,29 +223,19 @@ impl Model {
                 "precision fp16 needs a CUDA device, not {device:?}"
             )));
         }
-        let variant;
-        let path = match precision {
-            Precision::Fp32 if device.is_cuda() => path,
-            Precision::Fp32 => match current_cpu_variant(path) {
-                Some(v) => {
-                    variant = v;
-                    variant.as_path()
-                }
-                None => path,
-            },
-            Precision::Fp16 => {
-                variant = fp16_variant(path);
-                if !variant.exists() {
-                    return Err(Error::ModelLoad {
-                        path: variant,
-                        reason: "precision fp16 needs this half-precision variant of the model \
-                                 (scripts/setup.sh makes it; or tools/modnet/export.py --fp16)"
-                            .into(),
-                    });
-                }
-                variant.as_path()
-            }
-        };
+        if precision == Precision::Bf16 && device.is_cuda() {
+            return Err(Error::InvalidConfig(format!(
+                "precision bf16 is the CPU variant, not for {device:?}"
+            )));
+        }
+        if precision == Precision::Auto {
+            return Err(Error::InvalidConfig(
+                "precision auto is resolved by the engine (net::model::choose) before loading"
+                    .into(),
+            ));
+        }
+        let chosen = file_for(path, device, precision)?;
+        let path = chosen.as_path();
         let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::ModelNotFound {
                 path: path.to_path_buf(),

@@ -204,3 +204,28 @@ def test_fp16_and_cpu_are_exclusive(capsys, tmp_path):
         export.main(["--weights", str(ONNX), "--out", str(tmp_path / "x.pt"), "--fp16", "--cpu"])
     assert e.value.code == 2
     assert "not allowed with" in capsys.readouterr().err
+
+
+COFFEE = ROOT / "data" / "images" / "coffee.png"
+
+
+def test_bf16_variant_is_checked_on_every_image_and_keeps_the_contract(tmp_path, small_input):
+    out = tmp_path / "m_bf16.pt"
+    args = ["--weights", str(ONNX), "--out", str(out), "--bf16", "--verify-image", str(ASTRONAUT),
+            "--verify-image", str(COFFEE)]
+    assert export.main(args) == 0
+    m = torch.jit.load(str(out))
+    assert m.input_channels_last() is True
+    assert "BFloat16" in str(m.graph)
+    with torch.no_grad():
+        y = m(small_input)
+    assert y.dtype == torch.float32 and tuple(y.shape) == (1, 1, *small_input.shape[2:])
+
+
+def test_bf16_export_past_its_bounds_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(export, "BF16_P99", 1e-9)
+    out = tmp_path / "m_bf16.pt"
+    args = ["--weights", str(ONNX), "--out", str(out), "--bf16", "--verify-image", str(COFFEE)]
+    assert export.main(args) == 1
+    assert not out.exists()
+    assert "coffee.png" in capsys.readouterr().err

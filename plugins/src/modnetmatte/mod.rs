@@ -60,8 +60,10 @@ property_enum! {
 property_enum! {
     /// The numbers the network computes in.
     Precision in "GstModnetMattePrecision":
+    Auto: "auto", "Auto: bf16 on a CPU with AMX or AVX512-BF16, fp32 elsewhere (the log's device line says which and why)";
     Fp32: "fp32", "fp32: single precision, the reference";
     Fp16: "fp16", "fp16: half precision on CUDA (faster; a CPU runs fp32 instead)";
+    Bf16: "bf16", "bf16: bfloat16 for the high-resolution branches on a CPU (fast with AMX or AVX512-BF16, slow without; CUDA runs fp32 instead)";
 }
 
 property_enum! {
@@ -83,8 +85,10 @@ property_enum! {
 impl From<Precision> for modnetmatte::Precision {
     fn from(p: Precision) -> Self {
         match p {
+            Precision::Auto => Self::Auto,
             Precision::Fp32 => Self::Fp32,
             Precision::Fp16 => Self::Fp16,
+            Precision::Bf16 => Self::Bf16,
         }
     }
 }

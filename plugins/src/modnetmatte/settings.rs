@@ -180,7 +180,7 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecEnum::builder_with_default("precision", Precision::default())
             .nick("Precision")
-            .blurb("fp32, or fp16 on CUDA (loads <model>_fp16.pt beside the model file; within about 1/255 of fp32). A CPU runs fp32 instead and says so in the log.")
+            .blurb("auto: bf16 on a CPU with AMX or AVX512-BF16 (loads <model>_bf16.pt), fp32 elsewhere; fp16 on CUDA loads <model>_fp16.pt. What a device cannot run falls back to fp32; the log's device line says what runs and why.")
             .flags(at_start)
             .build(),
         glib::ParamSpecUInt::builder("ref-size")

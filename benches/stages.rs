@@ -57,6 +57,22 @@ fn stages(c: &mut Criterion) {
                     .unwrap()
                 })
             });
+            // What the CPU variants take: YUV straight from the planes (net::yuv_input).
+            for format in [PixelFormat::I420, PixelFormat::Nv12, PixelFormat::Yuy2] {
+                let owned = composite::from_rgb(format, w, h, YuvMatrix::BT709, &rgb).unwrap();
+                let yuv = owned.as_frame();
+                g.bench_function(format!("preprocess_{format:?}_channels_last/{tag}"), |b| {
+                    b.iter(|| {
+                        preprocess::to_input(
+                            black_box(&yuv),
+                            ref_size,
+                            tch::Device::Cpu,
+                            preprocess::Layout::ChannelsLast,
+                        )
+                        .unwrap()
+                    })
+                });
+            }
             // The packed RGB frame, in both layouts: NCHW (ATen's area resize, as the
             // reference) and channels-last (the CPU variant's input, own area resize).
             let rgb_frame = modnetmatte::Frame::packed(&rgb, w, h, PixelFormat::Rgb);

@@ -7,6 +7,8 @@ use tch::{Device, Kind, Tensor};
 use crate::error::Result;
 use crate::frame::planes;
 use crate::frame::{Frame, FrameShape, PackedRgb};
+use crate::net::area::{add_row, area_windows};
+use crate::net::yuv_input;
 
 /// No side of the network input is ever smaller than this (MODNet downsamples by 32).
 pub const MIN_SIDE: u32 = 32;
@@ -57,7 +59,9 @@ pub enum Layout {
 ///
 /// YUV frames are resized plane by plane first and converted to RGB at the network
 /// size: the conversion is affine, so this equals convert-then-resize (up to the final
-/// clamp) at a fraction of the cost.
+/// clamp) at a fraction of the cost. On a CPU in channels-last (the CPU variants) both
+/// packed RGB and YUV go straight from the frame's bytes (`area_channels_last`,
+/// `yuv_input`); the tensor path stays for NCHW and the device.
 pub fn to_input(
     frame: &Frame<'_>,
     ref_size: u32,
@@ -72,6 +76,9 @@ pub fn to_input(
         && rh <= frame.height
     {
         return area_channels_last(frame, p, rw as usize, rh as usize);
+    }
+    if (layout, device) == (Layout::ChannelsLast, Device::Cpu) && frame.format.is_yuv() {
+        return yuv_input::channels_last(frame, rw as usize, rh as usize);
     }
     let planes = planes::frame_planes(frame)?
         .into_iter()
@@ -104,40 +111,6 @@ fn window_means<const BPP: usize>(
         let k = c * row_scale;
         o.copy_from_slice(&[r as f32 * k - 1.0, g as f32 * k - 1.0, b as f32 * k - 1.0]);
     }
-}
-
-/// `acc[i] += row[i]`: the vertical half of the area sums, over whole frame rows.
-fn add_row(acc: &mut [u32], row: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { add_row_avx2(acc, row) };
-        return;
-    }
-    add_row_plain(acc, row);
-}
-
-#[inline(always)]
-fn add_row_plain(acc: &mut [u32], row: &[u8]) {
-    for (a, &v) in acc.iter_mut().zip(row) {
-        *a += u32::from(v);
-    }
-}
-
-/// The same loop compiled for AVX2 (8 bytes widened and added per instruction instead
-/// of the baseline build's 4; the package targets any x86-64).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn add_row_avx2(acc: &mut [u32], row: &[u8]) {
-    add_row_plain(acc, row);
-}
-
-/// The input windows of adaptive average pooling, as ATen computes them: output `i`
-/// of `out` averages inputs `[floor(i * inp / out), ceil((i + 1) * inp / out))`.
-fn area_windows(inp: usize, out: usize) -> Vec<(usize, usize)> {
-    (0..out)
-        .map(|i| (i * inp / out, ((i + 1) * inp).div_ceil(out)))
-        .collect()
 }
 
 /// A packed RGB frame shrunk to `rw` x `rh` by area averaging (the windows of

@@ -40,7 +40,7 @@ struct Args {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: DeviceRequest,
-    /// fp32, or fp16 (CUDA only; a CPU runs fp32 and says so).
+    /// auto, fp32, fp16 (CUDA only; a CPU runs fp32 and says so) or bf16 (the CPU variant; auto takes it with AMX or AVX512-BF16).
     #[arg(long, default_value = "fp32")]
     precision: Precision,
     /// Run the matte this many times and report the median time per stage.

@@ -123,6 +123,9 @@ fn device_compositing_gives_the_cpu_frames_in_every_format_and_output() {
         for (output, props) in &settings {
             let configure = |e: &gst::Element| {
                 e.set_property_from_str("output", output);
+                // fp32: bf16 would turn the inputs' last-bit differences (above) into
+                // matte differences of several codes.
+                e.set_property_from_str("precision", "fp32");
                 for (k, v) in props {
                     e.set_property_from_value(k, v);
                 }
@@ -134,8 +137,12 @@ fn device_compositing_gives_the_cpu_frames_in_every_format_and_output() {
             let cpu = run(cpu_e, &i, 4);
             let dev = run(dev_e.clone(), &i, 4);
             assert_eq!(dev.len(), 4, "{format:?} {output}");
-            // Alpha from YUV goes through float YUV -> RGB: a half may round the other way.
-            let tolerance = u8::from(*output == "alpha" && format.to_str().contains("Y"));
+            // From YUV a code may round the other way: alpha goes through float YUV ->
+            // RGB, and the CPU path's network input comes straight from the planes
+            // (net::yuv_input) while the device path's goes through ATen (equal within
+            // 1e-4 of the input).
+            let yuv = ["I420", "NV12", "YUY2"].contains(&format.to_str().as_str());
+            let tolerance = u8::from(yuv || (*output == "alpha" && format.to_str().contains("Y")));
             let d = max_diff(&cpu, &dev);
             assert!(
                 d <= tolerance,

@@ -324,13 +324,13 @@ mod tests {
         };
         let cl = to_input(&i420, 32, Device::Cpu, Layout::ChannelsLast).unwrap();
         assert_eq!(cl.stride(), [32 * 64 * 3, 1, 64 * 3, 3]);
-        assert_eq!(
-            max_diff(
-                &cl,
-                &to_input(&i420, 32, Device::Cpu, Layout::Nchw).unwrap()
-            ),
-            0.0
+        // YUV goes straight from the planes in channels-last (net::yuv_input): float
+        // rounding apart, the same values.
+        let d = max_diff(
+            &cl,
+            &to_input(&i420, 32, Device::Cpu, Layout::Nchw).unwrap(),
         );
+        assert!(d < 1e-5, "{d}");
     }
 
     #[test]

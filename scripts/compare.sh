@@ -3,7 +3,8 @@
 # state) and its bare forward vs onnxruntime and PyTorch eager on the same 720p frames
 # with the same thread count, at ref-size 512 and 256, with the CPU model and its
 # measured fp32 peak. Writes out/compare.md and out/compare.png.
-#   FRAMES=10 REF_SIZES=512,256 ROUNDS=3 THREADS=2 bash scripts/compare.sh
+# Each precision the CPU runs (fp32; bf16 where it has AMX or AVX512-BF16), or PRECISIONS.
+#   FRAMES=10 REF_SIZES=512,256 ROUNDS=3 THREADS=2 PRECISIONS=fp32,bf16 bash scripts/compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -20,4 +21,5 @@ fi
 cd tools && ../.venv/bin/python -m modnet.compare --onnx ../models/source/modnet_photographic.onnx \
   --model ../models/modnet_photographic.pt --frames-dir ../data/clip --plugin-dir ../target/gst-plugin \
   --matte-image ../target/release/matte-image --out ../out/compare --frames "${FRAMES:-10}" \
-  --ref-sizes "${REF_SIZES:-512,256}" --rounds "${ROUNDS:-3}" --threads "${THREADS:-2}"
+  --ref-sizes "${REF_SIZES:-512,256}" --rounds "${ROUNDS:-3}" --threads "${THREADS:-2}" \
+  --precisions "${PRECISIONS:-}"

@@ -82,6 +82,30 @@ def gemm_peak(threads: int) -> float:
         return max(best(lambda: torch.mm(a, b), 2 * n**3), best(lambda: F.conv2d(x, w), 2 * n * n * 32 * 64))
 
 
+def bf16_peak(threads: int) -> float:
+    """The same 2048^3 matrix product in bfloat16 (oneDNN/MKL use AMX or AVX512-BF16
+    where the CPU has them), GFLOP/s."""
+    torch.set_num_threads(threads)
+    n = 2048
+    a, b = torch.rand(n, n).bfloat16(), torch.rand(n, n).bfloat16()
+    torch.mm(a, b)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / sorted(times)[len(times) // 2] / 1e9
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU lists AMX-BF16 or AVX512-BF16 (what precision=auto looks at)."""
+    try:
+        flags = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return False
+    return ("amx_bf16" in flags and "amx_tile" in flags) or "avx512_bf16" in flags
+
+
 def run_bare(args, photo: Path, w: int, h: int, ref_size: int) -> float:
     """Frames/s of the Rust engine's forward pass alone (the element's model file and
     process settings), from `matte-image --repeat`: the median inference stage of
@@ -89,6 +113,7 @@ def run_bare(args, photo: Path, w: int, h: int, ref_size: int) -> float:
     with tempfile.TemporaryDirectory() as out_dir:
         out = subprocess.run(
             [str(args.matte_image), "--threads", str(args.threads), "--device", "cpu", "--repeat", "5",
+             "--precision", args.precision,
              "--size", f"{w}x{h}", "--ref-size", str(ref_size), "--model", str(args.model),
              "--background", str(photo), "--out-dir", out_dir, str(photo)],
             check=True, capture_output=True, text=True,
@@ -113,7 +138,8 @@ def run_ours(args, files, in_flight: int, raw: Path | None = None) -> float:
                   f"width={args.width} height={args.height} format=rgb framerate=30/1")
     pipeline = (
         f"{source} ! modnetmatte model={args.model} output=matte ref-size={args.ref_size} "
-        f"num-threads={args.threads} max-in-flight={in_flight} device=cpu ! fakesink sync=false"
+        f"num-threads={args.threads} max-in-flight={in_flight} device=cpu precision={args.precision} "
+        f"! fakesink sync=false"
     )
     log = subprocess.run(["gst-launch-1.0", "-q", *pipeline.split()], env=env, check=True,
                          capture_output=True, text=True).stderr
@@ -221,7 +247,10 @@ def main(argv=None) -> int:
     p.add_argument("--ref-sizes", default="512,256", help="comma list")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precisions", default="",
+                   help="comma list of fp32, bf16 (default: fp32, and bf16 where the CPU has AMX or AVX512-BF16)")
     args = p.parse_args(argv)
+    precisions = [x for x in args.precisions.split(",") if x] or (["fp32", "bf16"] if cpu_has_bf16() else ["fp32"])
     args.onnx, args.model = args.onnx.resolve(), args.model.resolve()
     args.frames_dir, args.plugin_dir = args.frames_dir.resolve(), args.plugin_dir.resolve()
     args.matte_image = args.matte_image.resolve()
@@ -232,22 +261,28 @@ def main(argv=None) -> int:
         w, h = im.size
     cpu = cpu_model()
     peak = gemm_peak(args.threads)
-    print(f"{cpu}, {os.cpu_count()} cores; {args.threads} threads; fp32 GEMM peak {peak:.0f} GFLOP/s", flush=True)
+    peaks = {"fp32": peak}
+    if "bf16" in precisions:
+        peaks["bf16"] = bf16_peak(args.threads)
+    print(f"{cpu}, {os.cpu_count()} cores; {args.threads} threads; GEMM peak "
+          + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) + " GFLOP/s; bf16 instructions: "
+          + ("yes" if cpu_has_bf16() else "no"), flush=True)
     model = eager_model(args)
     args.width, args.height = w, h
     raw = write_raw(files, args.out.parent / "compare_frames.rgb")
-    names = {
-        "ours": "ours, element (steady state, JPEG decoding in the pipeline)",
-        "raw": "ours, element on raw RGB frames (no decoder)",
-        "bare": "ours, bare forward (inference stage, back to back)",
-        "ort": "onnxruntime (Python)",
-        "eager": "PyTorch eager (Python, official loop)",
-    }
+    names = {}
+    for prec in precisions:
+        names[f"ours-{prec}"] = f"ours {prec}, element (steady state, JPEG decoding in the pipeline)"
+        names[f"raw-{prec}"] = f"ours {prec}, element on raw RGB frames (no decoder)"
+        names[f"bare-{prec}"] = f"ours {prec}, bare forward (inference stage, back to back)"
+    names["ort"] = "onnxruntime fp32 (Python)"
+    names["eager"] = "PyTorch eager fp32 (Python, official loop)"
     lines = [
         f"{cpu}, {os.cpu_count()} cores, {args.threads} threads; {len(files)} frames of {w}x{h}, matte out, "
         f"JPEG decoding included but for the raw-frame element and the bare forward; the element's time is the "
         f"median interval between frames at the sink; medians of {args.rounds} rounds run in turn; "
-        f"fp32 peak (2048^3 sgemm) {peak:.0f} GFLOP/s.",
+        "peaks (2048^3 GEMM): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()) + "; "
+        "% of peak against the peak of the contender's precision.",
         "",
         "| ref-size (input) | contender | frames/s | ms/frame | GFLOP/s | % of peak | ours vs it |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
@@ -259,25 +294,28 @@ def main(argv=None) -> int:
         flops = gflop(model, w, h, ref_size)
         runs = {k: [] for k in names}
         for r in range(args.rounds):
-            runs["ours"].append(run_ours(args, files, 1))
-            runs["raw"].append(run_ours(args, files, 1, raw))
-            runs["bare"].append(run_bare(args, files[0], w, h, ref_size))
+            for prec in precisions:
+                args.precision = prec
+                runs[f"ours-{prec}"].append(run_ours(args, files, 1))
+                runs[f"raw-{prec}"].append(run_ours(args, files, 1, raw))
+                runs[f"bare-{prec}"].append(run_bare(args, files[0], w, h, ref_size))
             runs["ort"].append(run_ort(args, files))
             runs["eager"].append(run_eager(args, files, model))
             print(f"  ref {ref_size} round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in runs.items()) + " frames/s",
                   flush=True)
         fps = {k: statistics.median(v) for k, v in runs.items()}
         for k, name in names.items():
-            ratio = f"{fps['ours'] / fps[k]:.2f}x" if k in ("ort", "eager") else ""
-            if k == "bare":
-                ratio = f"element(raw)/bare {fps['bare'] / fps['raw']:.2f}"
+            prec = k.split("-")[1] if "-" in k else "fp32"
+            ratio = ""
+            if k.startswith("ours-"):
+                ratio = f"{fps[k] / fps['ort']:.2f}x onnxruntime"
+            elif k.startswith("bare-"):
+                ratio = f"element(raw)/bare {fps[k] / fps['raw-' + prec]:.2f}"
             lines.append(f"| {ref_size} ({rw}x{rh}) | {name} | {fps[k]:.3f} | {1000 / fps[k]:.0f} | "
-                         f"{flops * fps[k]:.1f} | {100 * flops * fps[k] / peak:.0f}% | {ratio} |")
+                         f"{flops * fps[k]:.1f} | {100 * flops * fps[k] / peaks[prec]:.0f}% | {ratio} |")
             chart_rows.append((f"{name} @{ref_size}", fps[k]))
-        print(f"ref {ref_size} ({flops:.1f} GFLOP/frame): ours vs onnxruntime {fps['ours'] / fps['ort']:.2f}x, "
-              f"vs PyTorch eager {fps['ours'] / fps['eager']:.2f}x; the element on raw frames takes "
-              f"{1000 / fps['raw']:.0f} ms per frame, {100 * (fps['bare'] / fps['raw'] - 1):+.1f}% over the bare forward's "
-              f"{1000 / fps['bare']:.0f} ms", flush=True)
+        summary = ", ".join(f"ours {p} vs onnxruntime {fps['ours-' + p] / fps['ort']:.2f}x" for p in precisions)
+        print(f"ref {ref_size} ({flops:.1f} GFLOP/frame): {summary}", flush=True)
     table = "\n".join(lines)
     print()
     print(table)

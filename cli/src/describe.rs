@@ -65,7 +65,8 @@ pub fn element(m: &MatteArgs, alpha: bool, pacing: Pacing) -> String {
         Backdrop::Video(_) => s += " output=alpha",
     }
     s += &format!(" device={} ref-size={}", quote(&m.device), m.ref_size);
-    if m.precision != Precision::Fp32 {
+    // The element's own default is auto: only another choice is spelled out.
+    if m.precision != Precision::Auto {
         s += &format!(" precision={}", nick(m.precision));
     }
     if let Some(model) = &m.model {

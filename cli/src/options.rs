@@ -148,8 +148,9 @@ pub struct MatteArgs {
     /// Where the network runs: auto (CUDA when available, else CPU), cpu, cuda, cuda:N.
     #[arg(long, env = "MODNETMATTE_DEVICE", default_value = "auto")]
     pub device: String,
-    /// fp32, or fp16 on CUDA (faster; a CPU runs fp32).
-    #[arg(long, default_value = "fp32", value_parser = ElementEnum::<Precision>::new())]
+    /// auto (bf16 on a CPU with AMX or AVX512-BF16, else fp32), fp32, fp16 (CUDA) or
+    /// bf16 (the CPU variant); the log's device line says what runs.
+    #[arg(long, default_value = "auto", value_parser = ElementEnum::<Precision>::new())]
     pub precision: Precision,
     /// The TorchScript MODNet (default: $MODNETMATTE_MODEL, else
     /// modnetmatte/modnet_photographic.pt under ~/.local/share or /usr/share).
@@ -260,7 +261,7 @@ mod tests {
         assert_eq!(p.m.precision, Precision::Fp16);
         assert_eq!(
             parse(&[]).map(|p| p.m.precision).ok(),
-            Some(Precision::Fp32)
+            Some(Precision::Auto)
         );
         let e = parse(&["--precision", "fp8"])
             .err()

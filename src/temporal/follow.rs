@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use super::SharedMatte;
 use super::flow::{self, BLOCK, Flow};
 use super::room::{Room, RoomCut};
 use super::thumb::Thumb;
@@ -78,18 +79,19 @@ struct Carried {
     /// Where the matte is above 0: columns and rows, ends excluded.
     support: Support,
     /// The matte's frame: what the points are matched against.
-    thumb: Thumb,
+    thumb: Arc<Thumb>,
     origins: Vec<[f32; 2]>,
     now: Vec<[f32; 2]>,
 }
 
 #[derive(Default)]
 pub struct Follow {
-    last: Option<(u64, Thumb)>,
+    last: Option<(u64, Arc<Thumb>)>,
     /// The flow into frame id from the frame before, oldest first.
     flows: VecDeque<(u64, Flow)>,
     /// Thumbnails of frames handed to the network, until their matte comes.
-    posted: VecDeque<(u64, Thumb)>,
+    /// (Shared with `last`: a frame's thumbnail is made once.)
+    posted: VecDeque<(u64, Arc<Thumb>)>,
     carried: Option<Carried>,
     room: Room,
     /// Whether the current matte was moved at all (the history reached its frame).
@@ -137,6 +139,7 @@ impl Follow {
     }
 
     fn keep(&mut self, id: u64, thumb: Thumb, posted: bool) {
+        let thumb = Arc::new(thumb);
         if posted {
             self.posted.push_back((id, thumb.clone()));
             // The network holds at most two (running, waiting): more means `lost`
@@ -213,8 +216,9 @@ impl Follow {
     }
 
     /// The matte for the frame last given to `frame`, moved and cut by the room as
-    /// configured; None before the first matte.
-    pub fn apply(&self, config: &FollowConfig) -> Option<(Vec<f32>, FollowReport)> {
+    /// configured (the carried matte itself, not a copy, when neither changes it);
+    /// None before the first matte.
+    pub fn apply(&self, config: &FollowConfig) -> Option<(SharedMatte, FollowReport)> {
         let c = self.carried.as_ref()?;
         let (_, now) = self.last.as_ref()?;
         let mut report = FollowReport {
@@ -228,7 +232,7 @@ impl Follow {
             None
         };
         let mut reach = c.support;
-        let mut out = match mv {
+        let mut out: SharedMatte = match mv {
             Some(m) => {
                 reach = moved_support(c.support, m, c.width, c.height);
                 let centre = centroid(&c.origins).map(|v| v * c.thumb.scale as f32);
@@ -236,16 +240,22 @@ impl Follow {
                 report.shift =
                     ((moved[0] - centre[0]).powi(2) + (moved[1] - centre[1]).powi(2)).sqrt();
                 report.scale = m.k;
-                warp_in(&c.alpha, c.width, c.height, m, c.support)
+                Arc::new(warp_in(&c.alpha, c.width, c.height, m, c.support))
             }
-            None => c.alpha.as_ref().clone(),
+            None => c.alpha.clone(),
         };
         if config.room {
             let covered = at_thumb(&out, c.width, now);
             let (keep, cut) = self.room.keep(now, &covered);
             report.room = cut;
-            if cut.removed > 0.0 || keep.iter().any(|&k| k < 1.0) {
-                take_away(&mut out, c.width, now, &keep, reach);
+            if keep.iter().any(|&k| k < 1.0) {
+                take_away(
+                    Arc::make_mut(&mut out).as_mut_slice(),
+                    c.width,
+                    now,
+                    &keep,
+                    reach,
+                );
             }
         }
         Some((out, report))

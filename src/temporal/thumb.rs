@@ -48,18 +48,6 @@ impl Thumb {
         Ok(t)
     }
 
-    /// A uniform thumbnail (tests).
-    pub fn filled(width: usize, height: usize, scale: usize, yuv: [u8; 3]) -> Thumb {
-        Thumb {
-            width,
-            height,
-            scale,
-            y: vec![yuv[0]; width * height],
-            u: vec![yuv[1]; width * height],
-            v: vec![yuv[2]; width * height],
-        }
-    }
-
     /// Y from a one-byte-a-pixel first plane (NV12, I420, GRAY8), chroma neutral.
     fn fill_luma(&mut self, frame: &Frame<'_>) {
         let (s, w) = (self.scale, self.width);

@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gst::prelude::*;
 use image::{RgbImage, RgbaImage, imageops};
-use modnetmatte::{Engine, EngineConfig, Frame, PixelFormat};
+use modnetmatte::{Engine, EngineConfig, Frame, PixelFormat, YuvMatrix, composite};
 
 const W: u32 = 1280;
 const H: u32 = 720;
@@ -174,34 +174,18 @@ fn make_clip(cutout: &RgbaImage, room: &RgbImage, case: &str) -> Result<Clip> {
             }
             truth[(fy as u32 * W + fx as u32) as usize] = p[3];
         }
-        clip.yuy2.push(to_yuy2(&rgb));
+        // The caps say colorimetry=bt601: the engine's BT.601 matrix, as the element reads them.
+        let yuy2 = composite::from_rgb(PixelFormat::Yuy2, W, H, YuvMatrix::BT601, rgb.as_raw())?;
+        clip.yuy2.push(
+            yuy2.planes
+                .into_iter()
+                .next()
+                .context("a YUY2 frame without its plane")?,
+        );
         clip.rgb.push(rgb);
         clip.truth.push(truth);
     }
     Ok(clip)
-}
-
-/// BT.601 limited range, the chroma of each pair averaged.
-fn to_yuy2(rgb: &RgbImage) -> Vec<u8> {
-    let mut out = Vec::with_capacity((W * H * 2) as usize);
-    let yuv = |p: &image::Rgb<u8>| {
-        let [r, g, b] = p.0.map(f32::from);
-        (
-            16.0 + 0.257 * r + 0.504 * g + 0.098 * b,
-            128.0 - 0.148 * r - 0.291 * g + 0.439 * b,
-            128.0 + 0.439 * r - 0.368 * g - 0.071 * b,
-        )
-    };
-    for row in rgb.rows() {
-        let px: Vec<_> = row.collect();
-        for pair in px.chunks_exact(2) {
-            let (y0, u0, v0) = yuv(pair[0]);
-            let (y1, u1, v1) = yuv(pair[1]);
-            let b = |v: f32| v.round().clamp(0.0, 255.0) as u8;
-            out.extend_from_slice(&[b(y0), b((u0 + u1) / 2.0), b(y1), b((v0 + v1) / 2.0)]);
-        }
-    }
-    out
 }
 
 struct Row {

@@ -115,7 +115,7 @@ impl Realtime {
                     "frame {index}: matte of frame {id} {report:?}"
                 );
                 ctx.stats().add_follow(&report, started.elapsed());
-                Arc::new(moved)
+                moved
             }
             None => m.alpha.clone(),
         };

@@ -33,7 +33,8 @@ pub struct EngineConfig {
     /// libtorch's thread pool is process-wide: the last engine created sets it.
     pub num_threads: usize,
     /// fp16 halves the network's memory traffic on CUDA; bf16 (a CPU with AMX or
-    /// AVX512-BF16) makes the high-resolution branches several times faster; `auto`
+    /// AVX512-BF16) runs the high-resolution branches in bfloat16 (README, "Speed");
+    /// `auto`
     /// picks bf16 on such a CPU, fp32 elsewhere. A precision the device cannot run
     /// falls back to fp32 (said in `device_note`).
     pub precision: Precision,
@@ -135,7 +136,7 @@ impl Engine {
             CpuFlags::here().bf16(),
             model::current_bf16_variant(&config.model_path).is_some(),
         );
-        if !resolved.device.is_cuda() {
+        if !cuda {
             // Activations reused between passes instead of page-faulted in anew
             // (src/host/cpu_cache.rs); without it the default allocator stays, slower.
             if let Err(e) = cpu_cache::install() {

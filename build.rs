@@ -1,10 +1,13 @@
-//! Three jobs:
+//! Four jobs:
 //!
 //! 1. torch-sys sets no rpath: without one, every binary, test and bench of this crate
 //!    needs LD_LIBRARY_PATH to find libtorch. Embed libtorch's lib folder instead.
 //! 2. Compile the caching CPU allocator (csrc/cpu_cache.cpp, against libtorch's c10
 //!    headers) into this crate; src/host/cpu_cache.rs installs it.
-//! 3. Build the CUDA shim (csrc/cuda_shim.cpp: libtorch's stream and CUDA-graph API)
+//! 3. Compile MODNet's fused CPU operators (csrc/modnet_ops.cpp, against libtorch's
+//!    headers, with OpenMP as libtorch's own parallel loops) into this crate;
+//!    src/net/ops.rs registers them before a model loads. The CPU variants call them.
+//! 4. Build the CUDA shim (csrc/cuda_shim.cpp: libtorch's stream and CUDA-graph API)
 //!    into a shared library of its own, which src/gpu/shim.rs embeds and dlopens at run
 //!    time after libtorch_cuda.so. It is linked against nothing (its libtorch symbols
 //!    resolve at load), so the binaries still run where no CUDA library exists.
@@ -20,6 +23,7 @@ pub fn main() {
     println!("cargo:rerun-if-env-changed=MODNETMATTE_CUDA_INCLUDE");
     println!("cargo:rerun-if-changed=csrc/cuda_shim.cpp");
     println!("cargo:rerun-if-changed=csrc/cpu_cache.cpp");
+    println!("cargo:rerun-if-changed=csrc/modnet_ops.cpp");
     let libtorch = std::env::var("LIBTORCH").ok().map(PathBuf::from);
     if let Some(dir) = &libtorch {
         let lib = std::fs::canonicalize(dir.join("lib")).unwrap_or_else(|_| dir.join("lib"));
@@ -41,6 +45,24 @@ pub fn main() {
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .warnings(false)
         .compile("modnetmatte_cpu_cache");
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/modnet_ops.cpp")
+        .include(torch.join("include"))
+        .include(torch.join("include/torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag("-fopenmp")
+        .opt_level(3)
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .warnings(false)
+        .compile("modnetmatte_ops");
+    // libtorch's own OpenMP runtime (the same file its parallel loops use), so that one
+    // thread team serves both; the wheel ships it as libgomp.so.1 with no plain .so.
+    println!(
+        "cargo:rustc-link-search=native={}",
+        torch.join("lib").display()
+    );
+    println!("cargo:rustc-link-lib=dylib:+verbatim=libgomp.so.1");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let shim = out.join("libmodnetmatte_cuda_shim.so");
     let why_not = match build_shim(libtorch.as_deref(), &shim) {

@@ -57,7 +57,7 @@ ln -sfn "${torch_dir#.venv/}" .venv/libtorch
 # 4. The TorchScript export, redone when its inputs (weights, exporter, torch) change.
 model=models/modnet_photographic.pt
 # Only what the export reads: editing the other tools must not trigger a re-export.
-export_inputs=(models/source/modnet_photographic.onnx tools/modnet/{__init__,model,weights,reference,export}.py tools/constraints.txt)
+export_inputs=(models/source/modnet_photographic.onnx tools/modnet/{__init__,model,weights,reference,export,ops}.py csrc/modnet_ops.cpp tools/constraints.txt)
 want=$(cat "${export_inputs[@]}" | sha256sum | cut -d' ' -f1)
 if [ ! -f "$model" ] || [ ! -f "${model%.pt}_fp16.pt" ] || [ ! -f "${model%.pt}_cpu.pt" ] || [ ! -f "${model%.pt}_bf16.pt" ] || [ "$(cat "$model.inputs.sha256" 2>/dev/null)" != "$want" ]; then
   say "exporting $model"

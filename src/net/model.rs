@@ -251,9 +251,15 @@ impl Model {
                 reason: "not a regular file".into(),
             });
         }
+        // Only the CPU variants need the fused operators: a failure to register them
+        // matters only if the load fails, and is then part of its reason.
+        let ops = super::ops::register();
         let mut module = CModule::load_on_device(path, device).map_err(|e| Error::ModelLoad {
             path: path.to_path_buf(),
-            reason: first_line(&e.to_string()),
+            reason: match &ops {
+                Ok(()) => first_line(&e.to_string()),
+                Err(why) => format!("{} ({why})", first_line(&e.to_string())),
+            },
         })?;
         module.set_eval();
         // Only a file that says so gets channels-last input; any other answer (no

@@ -343,15 +343,105 @@ class HalfInstanceNorm(nn.Module):
         return torch.addcmul(shift, y, scale)
 
 
+class IBNormRelu(nn.Module):
+    """`HalfInstanceNorm` and the ReLU after it as one fused operator
+    (`modnet::ibnorm_relu`, csrc/modnet_ops.cpp): one pass for the statistics, one to
+    write, computed in float32 for bfloat16 tensors too, instead of six passes."""
+
+    def __init__(self, split: int, relu: bool, eps: float = 1e-5):
+        super().__init__()
+        self.split = split
+        self.relu = relu
+        self.eps = eps
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.ops.modnet.ibnorm_relu(y, self.split, self.eps, self.relu)
+
+
+def cat_resized(parts: List[torch.Tensor], factors: List[int]) -> torch.Tensor:
+    """torch.cat(parts, 1), part i first resized by factors[i] (2: `up2`; -2 / -4: the
+    image at 1/2 / 1/4, as F.interpolate bilinear), written in one pass into the result
+    (`modnet::cat_resized`)."""
+    return torch.ops.modnet.cat_resized(parts, factors)
+
+
+class LRBranchFused(nn.Module):
+    """LRBranch with its upsampling as `cat_resized` (same modules, same names)."""
+
+    def __init__(self, src: LRBranch):
+        super().__init__()
+        self.se_block, self.conv_lr16x, self.conv_lr8x = src.se_block, src.conv_lr16x, src.conv_lr8x
+
+    def forward(self, enc32x: torch.Tensor) -> torch.Tensor:
+        enc32x = self.se_block(enc32x)
+        lr16x = self.conv_lr16x(cat_resized([enc32x], [2]))
+        return self.conv_lr8x(cat_resized([lr16x], [2]))
+
+
+class HRBranchFused(nn.Module):
+    """HRBranch with each resize-and-concatenate as one `cat_resized`."""
+
+    def __init__(self, src: HRBranch):
+        super().__init__()
+        self.tohr_enc2x, self.conv_enc2x = src.tohr_enc2x, src.conv_enc2x
+        self.tohr_enc4x, self.conv_enc4x = src.tohr_enc4x, src.conv_enc4x
+        self.conv_hr4x, self.conv_hr2x = src.conv_hr4x, src.conv_hr2x
+
+    def forward(
+        self, img: torch.Tensor, enc2x: torch.Tensor, enc4x: torch.Tensor, lr8x: torch.Tensor
+    ) -> torch.Tensor:
+        enc2x = self.tohr_enc2x(enc2x)
+        hr4x = self.conv_enc2x(cat_resized([img, enc2x], [-2, 1]))
+        enc4x = self.tohr_enc4x(enc4x)
+        hr4x = self.conv_enc4x(cat_resized([hr4x, enc4x], [1, 1]))
+        hr4x = self.conv_hr4x(cat_resized([hr4x, lr8x, img], [1, 2, -4]))
+        return self.conv_hr2x(cat_resized([hr4x, enc2x], [2, 1]))
+
+
+class FusionBranchFused(nn.Module):
+    """FusionBranch with each resize-and-concatenate as one `cat_resized`."""
+
+    def __init__(self, src: FusionBranch):
+        super().__init__()
+        self.conv_lr4x, self.conv_f2x, self.conv_f = src.conv_lr4x, src.conv_f2x, src.conv_f
+
+    def forward(self, img: torch.Tensor, lr8x: torch.Tensor, hr2x: torch.Tensor) -> torch.Tensor:
+        lr4x = self.conv_lr4x(cat_resized([lr8x], [2]))
+        f2x = self.conv_f2x(cat_resized([lr4x, hr2x], [2, 1]))
+        f = self.conv_f(cat_resized([f2x, img], [2, 1]))
+        return torch.sigmoid(f)
+
+
+def fuse(net: MODNet) -> MODNet:
+    """`net` (IBNorms already `HalfInstanceNorm`) with the fused operators: each
+    HalfInstanceNorm + ReLU as `IBNormRelu`, each branch's resizes and concatenations
+    as `cat_resized`. Loads the operators into this process (modnet.ops)."""
+    from . import ops
+
+    ops.load()
+    for mod in list(net.modules()):
+        if isinstance(mod, Conv2dIBNormRelu) and len(mod.layers) > 1 and isinstance(mod.layers[1], HalfInstanceNorm):
+            relu = len(mod.layers) > 2
+            layers: List[nn.Module] = [mod.layers[0], IBNormRelu(mod.layers[1].split, relu, mod.layers[1].eps)]
+            mod.layers = nn.Sequential(*layers)
+    net.lr_branch = LRBranchFused(net.lr_branch)
+    net.hr_branch = HRBranchFused(net.hr_branch)
+    net.f_branch = FusionBranchFused(net.f_branch)
+    return net
+
+
 class MODNetCpu(nn.Module):
     """MODNet rearranged for CPUs (oneDNN), same contract and same numbers within
     float rounding: every IBNorm's BatchNorm half folded into its convolution (eval
     mode), the instance-norm half as `HalfInstanceNorm`, and weights and activations
     in channels-last memory end to end, which oneDNN's convolutions use without
-    reordering activations. `input_channels_last()` tells the engine to hand it a
-    channels-last input; any other input is converted once at the start."""
+    reordering activations. With `fused` (the default, what is exported) the
+    element-wise work runs as the operators of csrc/modnet_ops.cpp (`fuse`); without,
+    it is plain ATen, the reference those are tested against. `input_channels_last()`
+    tells the engine to hand it a channels-last input; any other input is converted
+    once at the start."""
 
-    def __init__(self, model: MODNet):
+    def __init__(self, model: MODNet, fused: bool = True):
         super().__init__()
         m = copy.deepcopy(model).eval()
         for mod in list(m.modules()):
@@ -366,6 +456,8 @@ class MODNetCpu(nn.Module):
                 conv.weight[:k] *= s.view(-1, 1, 1, 1)
                 conv.bias[:k] = (conv.bias[:k] - bn.running_mean) * s + bn.bias
             mod.layers[1] = HalfInstanceNorm(conv.out_channels, k)
+        if fused:
+            m = fuse(m)
         self.net = m.to(memory_format=torch.channels_last)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
@@ -376,53 +468,55 @@ class MODNetCpu(nn.Module):
         return True
 
 
-
 # --------------------------------------------------------------------------- bf16
 
 
-class MODNetCpuBf16(nn.Module):
-    """The CPU variant (`MODNetCpu`: IBNorm folded, channels-last) in bfloat16 for CPUs
-    with AMX or AVX512-BF16, whose oneDNN convolutions then run at several times the
-    float32 rate. Kept in float32: the backbone's first `split` blocks and the
-    low-resolution branch (`fp32_lr`, cheap at 1/32 size); the high-resolution and
-    fusion branches, most of the time at these sizes, run in bfloat16. On the coffee
-    photo (no person, an ambiguous matte) any bfloat16 block of the backbone or the
-    low-resolution branch took the matte past the bounds (split 11: mean 1.1/255, 1.8%
-    of pixels past 16/255); the whole backbone in float32 keeps it at mean 0.21/255,
-    p99 3.3/255, 0.007% past 16/255. Same contract: float32 in, float32 out."""
+class Bf16Conv(nn.Module):
+    """A convolution in bfloat16 between float32 activations: its input rounded to
+    bfloat16, its output back to float32, everything around it left in float32."""
 
-    BACKBONE_BLOCKS = 19
-
-    def __init__(self, model: MODNet, split: int = BACKBONE_BLOCKS, fp32_lr: bool = True):
+    def __init__(self, conv: nn.Conv2d):
         super().__init__()
-        net = MODNetCpu(model).net
+        self.conv = copy.deepcopy(conv).to(torch.bfloat16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x.to(torch.bfloat16)).float()
+
+
+class MODNetCpuBf16(nn.Module):
+    """The CPU variant (`MODNetCpu`: IBNorm folded, channels-last, fused) in bfloat16
+    for CPUs with AMX or AVX512-BF16, whose oneDNN convolutions then run at several
+    times the float32 rate. The high-resolution and fusion branches (two thirds of the
+    arithmetic) run in bfloat16; the low-resolution branch runs its convolutions in
+    bfloat16 (`Bf16Conv`, a fifth of the arithmetic) but keeps its activations, norms and
+    SE block in float32; the backbone (a tenth, mostly memory-bound depthwise work)
+    stays float32. On the coffee photo (no person, an ambiguous matte) every other
+    split failed the bounds: the backbone's pointwise convolutions alone in bf16 from
+    block 11 on gave mean 1.6/255 and 3.0% of pixels past 16/255, the low-resolution
+    branch with bf16 activations 0.08% past 16/255 and p99 6.4/255; this one keeps it at
+    mean 0.22/255, p99 3.4/255, 0.025% past 16/255. Same contract: float32 in, float32
+    out."""
+
+    def __init__(self, model: MODNet, fused: bool = True):
+        super().__init__()
+        net = MODNetCpu(model, fused).net
         low = copy.deepcopy(net).to(torch.bfloat16)
-        features = low.backbone.model.features
-        for i in range(split):
-            features[i] = copy.deepcopy(net.backbone.model.features[i])
-        self.split = split
-        self.fp32_lr = fp32_lr
-        self.features = features
-        self.lr_branch = copy.deepcopy((net if fp32_lr else low).lr_branch)
+        self.backbone = net.backbone
+        lr = copy.deepcopy(net.lr_branch)
+        for mod in list(lr.modules()):
+            for name, child in list(mod.named_children()):
+                if isinstance(child, nn.Conv2d):
+                    setattr(mod, name, Bf16Conv(child))
+        self.lr_branch = lr
         self.hr_branch = low.hr_branch
         self.f_branch = low.f_branch
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         img = img.contiguous(memory_format=torch.channels_last)
-        outs: List[torch.Tensor] = []
-        x = img
-        for i, block in enumerate(self.features):
-            if i == self.split:
-                x = x.to(torch.bfloat16)
-            x = block(x)
-            if i == 1 or i == 3 or i == 6 or i == 13 or i == 18:
-                outs.append(x)
-        if self.fp32_lr:
-            lr8x = self.lr_branch(outs[4].float()).to(torch.bfloat16)
-        else:
-            lr8x = self.lr_branch(outs[4].to(torch.bfloat16))
+        enc = self.backbone(img)
+        lr8x = self.lr_branch(enc[4]).to(torch.bfloat16)
         img_low = img.to(torch.bfloat16)
-        hr2x = self.hr_branch(img_low, outs[0].to(torch.bfloat16), outs[1].to(torch.bfloat16), lr8x)
+        hr2x = self.hr_branch(img_low, enc[0].to(torch.bfloat16), enc[1].to(torch.bfloat16), lr8x)
         return self.f_branch(img_low, lr8x, hr2x).float().contiguous()
 
     @torch.jit.export

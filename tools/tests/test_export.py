@@ -184,6 +184,8 @@ def test_cpu_variant_is_channels_last_and_matches_the_plain_export(tmp_path, onn
     # Frozen: no BatchNorm left, and no NCHW round trips (aten::contiguous/instance_norm).
     graph = str(m.graph)
     assert "batch_norm" not in graph and "instance_norm" not in graph
+    # The element-wise work runs as the fused operators (csrc/modnet_ops.cpp).
+    assert "modnet::ibnorm_relu" in graph and "modnet::cat_resized" in graph and "aten::cat" not in graph
     cl = small_input.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         ours, plain = m(cl), run(onnx_export, small_input)
@@ -216,7 +218,11 @@ def test_bf16_variant_is_checked_on_every_image_and_keeps_the_contract(tmp_path,
     assert export.main(args) == 0
     m = torch.jit.load(str(out))
     assert m.input_channels_last() is True
-    assert "BFloat16" in str(m.graph)
+    # Frozen weights: bfloat16 ones for the bf16 convolutions, float32 for the backbone's.
+    dtypes = [n.output().toIValue().dtype for n in m.graph.nodes()
+              if n.kind() == "prim::Constant" and n.output().type().kind() == "TensorType"]
+    assert dtypes.count(torch.bfloat16) >= 30 and dtypes.count(torch.float32) >= 30
+    assert "modnet::ibnorm_relu" in str(m.graph)
     with torch.no_grad():
         y = m(small_input)
     assert y.dtype == torch.float32 and tuple(y.shape) == (1, 1, *small_input.shape[2:])

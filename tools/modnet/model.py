@@ -11,11 +11,12 @@ training heads (`lr_branch.conv_lr`, `hr_branch.conv_hr`) are not part of this m
 """
 
 import copy
-from typing import List
+from typing import List, Optional, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 ENC_CHANNELS = [16, 24, 32, 96, 1280]
 HR_CHANNELS = 32
@@ -412,10 +413,88 @@ class FusionBranchFused(nn.Module):
         return torch.sigmoid(f)
 
 
+# Scalars of oneDNN's fused convolution (TorchScript wants this exact type).
+Scalars = List[Optional[Union[int, float, complex]]]
+
+
+class ConvAct(nn.Module):
+    """A backbone convolution with its BatchNorm folded in (float32, before any cast)
+    and its ReLU6 as oneDNN's post-op (`mkldnn::_convolution_pointwise`, "hardtanh"
+    0..6): the clamp is applied while the output is written instead of in a pass of its
+    own. `act` False: the plain convolution through the same operator."""
+
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, act: bool):
+        super().__init__()
+        folded = fuse_conv_bn_eval(conv.eval(), bn.eval())
+        self.weight = nn.Parameter(folded.weight.detach().clone(), requires_grad=False)
+        self.bias = nn.Parameter(folded.bias.detach().clone(), requires_grad=False)
+        self.padding: List[int] = [int(p) for p in conv.padding]
+        self.stride: List[int] = list(conv.stride)
+        self.dilation: List[int] = list(conv.dilation)
+        self.groups = conv.groups
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        six: Scalars = [0.0, 6.0]
+        none: Scalars = []
+        if self.act:
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups, "hardtanh", six, ""
+            )
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups, "none", none, ""
+        )
+
+
+def conv_acts(seq: nn.Sequential) -> List[ConvAct]:
+    """conv, BatchNorm[, ReLU6] triples of a backbone Sequential as ConvActs."""
+    mods, out, i = list(seq), [], 0
+    while i < len(mods):
+        act = i + 2 < len(mods) and isinstance(mods[i + 2], nn.ReLU6)
+        out.append(ConvAct(mods[i], mods[i + 1], act))
+        i += 3 if act else 2
+    return out
+
+
+class InvertedResidualFused(nn.Module):
+    """InvertedResidual as ConvActs, the residual add as the last convolution's
+    binary post-op (one pass instead of the convolution's and the add's)."""
+
+    def __init__(self, block: InvertedResidual):
+        super().__init__()
+        convs = conv_acts(block.conv)
+        self.head = nn.Sequential(*convs[:-1])
+        self.last = convs[-1]
+        self.use_res_connect = block.use_res_connect
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.head(x)
+        if not self.use_res_connect:
+            return self.last(y)
+        c = self.last
+        none: Scalars = []
+        return torch.ops.mkldnn._convolution_pointwise(
+            y, x, c.weight, c.bias, c.padding, c.stride, c.dilation, c.groups, "add", None, None, none, None
+        )
+
+
+def fuse_backbone(backbone: MobileNetV2Backbone) -> MobileNetV2Backbone:
+    features = backbone.model.features
+    for i in range(len(features)):
+        block = features[i]
+        if isinstance(block, InvertedResidual):
+            features[i] = InvertedResidualFused(block)
+        else:
+            features[i] = nn.Sequential(*conv_acts(block))
+    return backbone
+
+
 def fuse(net: MODNet) -> MODNet:
     """`net` (IBNorms already `HalfInstanceNorm`) with the fused operators: each
     HalfInstanceNorm + ReLU as `IBNormRelu`, each branch's resizes and concatenations
-    as `cat_resized`. Loads the operators into this process (modnet.ops)."""
+    as `cat_resized`, the backbone's ReLU6s and residual adds as oneDNN post-ops of its
+    convolutions (`fuse_backbone`). Loads the operators into this process
+    (modnet.ops)."""
     from . import ops
 
     ops.load()
@@ -424,6 +503,7 @@ def fuse(net: MODNet) -> MODNet:
             relu = len(mod.layers) > 2
             layers: List[nn.Module] = [mod.layers[0], IBNormRelu(mod.layers[1].split, relu, mod.layers[1].eps)]
             mod.layers = nn.Sequential(*layers)
+    net.backbone = fuse_backbone(net.backbone)
     net.lr_branch = LRBranchFused(net.lr_branch)
     net.hr_branch = HRBranchFused(net.hr_branch)
     net.f_branch = FusionBranchFused(net.f_branch)

@@ -186,6 +186,9 @@ def test_cpu_variant_is_channels_last_and_matches_the_plain_export(tmp_path, onn
     assert "batch_norm" not in graph and "instance_norm" not in graph
     # The element-wise work runs as the fused operators (csrc/modnet_ops.cpp).
     assert "modnet::ibnorm_relu" in graph and "modnet::cat_resized" in graph and "aten::cat" not in graph
+    # The backbone's ReLU6s and residual adds are its convolutions' oneDNN post-ops.
+    assert "mkldnn::_convolution_pointwise" in graph
+    assert not any(op in graph for op in ("aten::clamp", "aten::hardtanh", "aten::add"))
     cl = small_input.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         ours, plain = m(cl), run(onnx_export, small_input)

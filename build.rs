@@ -37,24 +37,11 @@ pub fn main() {
         .as_deref()
         .and_then(|t| std::fs::canonicalize(t).ok())
         .expect("LIBTORCH names libtorch (scripts/setup.sh makes .venv/libtorch)");
-    cc::Build::new()
-        .cpp(true)
-        .file("csrc/cpu_cache.cpp")
-        .include(torch.join("include"))
-        .flag("-std=c++17")
-        .define("_GLIBCXX_USE_CXX11_ABI", "1")
-        .warnings(false)
-        .compile("modnetmatte_cpu_cache");
-    cc::Build::new()
-        .cpp(true)
-        .file("csrc/modnet_ops.cpp")
-        .include(torch.join("include"))
+    torch_cpp(&torch, "csrc/cpu_cache.cpp").compile("modnetmatte_cpu_cache");
+    torch_cpp(&torch, "csrc/modnet_ops.cpp")
         .include(torch.join("include/torch/csrc/api/include"))
-        .flag("-std=c++17")
         .flag("-fopenmp")
         .opt_level(3)
-        .define("_GLIBCXX_USE_CXX11_ABI", "1")
-        .warnings(false)
         .compile("modnetmatte_ops");
     // libtorch's own OpenMP runtime (the same file its parallel loops use), so that one
     // thread team serves both; the wheel ships it as libgomp.so.1 with no plain .so.
@@ -76,6 +63,19 @@ pub fn main() {
     };
     println!("cargo:rustc-env=MODNETMATTE_CUDA_SHIM={}", shim.display());
     println!("cargo:rustc-env=MODNETMATTE_CUDA_SHIM_WHY_NOT={why_not}");
+}
+
+/// A C++ build of `file` against libtorch's headers, with its ABI.
+fn torch_cpp(torch: &Path, file: &str) -> cc::Build {
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .file(file)
+        .include(torch.join("include"))
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .warnings(false);
+    build
 }
 
 fn build_shim(libtorch: Option<&Path>, out: &Path) -> Result<(), String> {

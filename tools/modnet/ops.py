@@ -41,7 +41,7 @@ def build(source: Path = SOURCE) -> Path:
     fd, tmp = tempfile.mkstemp(dir=lib.parent, suffix=".so.tmp")
     os.close(fd)
     cmd = [
-        os.environ.get("CXX", "g++"), "-O3", "-DMODNET_OPS_REGISTER_AT_LOAD", *os.environ.get("MODNET_OPS_CFLAGS", "").split(), "-std=c++17", "-shared", "-fPIC", "-fopenmp",
+        os.environ.get("CXX", "g++"), "-O3", "-DMODNET_OPS_REGISTER_AT_LOAD", "-std=c++17", "-shared", "-fPIC", "-fopenmp",
         f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}",
         "-I", str(torch_dir / "include"), "-I", str(torch_dir / "include/torch/csrc/api/include"),
         str(source), "-o", tmp,

@@ -38,6 +38,11 @@ gst-launch-1.0 -q \
 
 echo "[main] wrote out/demo.mp4 (the matted clip) and out/still.png (input | output, frame 45)"
 
+# What the network shows of the room on this clip at this ref-size (the clip knows where
+# the person was pasted): MODNet, not the element, decides this; see the README.
+(cd tools && ../.venv/bin/python -m modnet.leak --onnx ../models/source/modnet_photographic.onnx \
+  --images ../data/images --clip ../data/clip --ref-size "$ref") | sed 's/^/[main] MODNet on the clip: /'
+
 # The same clip through the `modnetmatte` program, as a user runs it: an MP4 with a
 # soundtrack in, the matted MP4 with its audio out; and the preview's side by side.
 gst-launch-1.0 -q -e \

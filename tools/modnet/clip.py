@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Tuple
 
 import numpy as np
 from PIL import Image
@@ -19,6 +20,32 @@ from . import reference
 W, H = 1280, 720
 
 
+def cutout(onnx: Path, images: Path) -> Image.Image:
+    """The astronaut as RGBA, its alpha the original model's matte at ref 512."""
+    with Image.open(images / "astronaut.png") as im:
+        person = np.array(im.convert("RGB"))
+    alpha = reference.onnx_matte(str(onnx), person, 512)
+    return Image.fromarray(np.dstack([person, np.round(alpha * 255).astype(np.uint8)]), "RGBA")
+
+
+def placement(i: int, frames: int) -> Tuple[int, int, int]:
+    """(size, x, y) of the person's square in frame i: it walks closer while crossing
+    the room, with a small bob per step."""
+    t = i / max(1, frames - 1)
+    size = round(560 + 80 * t)
+    x = round(-100 + t * (W - size + 200))
+    y = H - size + round(12 * np.sin(t * 6 * np.pi))
+    return size, x, y
+
+
+def person_alpha(person: Image.Image, i: int, frames: int) -> np.ndarray:
+    """The alpha frame i was pasted with, HxW float in [0, 1]: the clip's ground truth
+    of where the person is."""
+    size, x, y = placement(i, frames)
+    canvas = Image.new("L", (W, H))
+    canvas.paste(person.resize((size, size), Image.LANCZOS).getchannel("A"), (x, y))
+    return np.asarray(canvas, dtype=np.float32) / 255.0
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m modnet.clip", description=__doc__.split("\n\n")[0])
     p.add_argument("--onnx", required=True, type=Path)
@@ -27,10 +54,7 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=90)
     args = p.parse_args(argv)
 
-    with Image.open(args.images / "astronaut.png") as im:
-        person = np.array(im.convert("RGB"))
-    alpha = reference.onnx_matte(str(args.onnx), person, 512)
-    cutout = Image.fromarray(np.dstack([person, np.round(alpha * 255).astype(np.uint8)]), "RGBA")
+    person = cutout(args.onnx, args.images)
     with Image.open(args.images / "coffee.png") as im:
         scene = im.convert("RGB")
     # Cover 1280x720 keeping the aspect ratio (crop the excess).
@@ -43,11 +67,8 @@ def main(argv=None) -> int:
     for old in args.out.glob("frame_*.jpg"):
         old.unlink()
     for i in range(args.frames):
-        t = i / max(1, args.frames - 1)
-        size = round(560 + 80 * t)  # walks closer while crossing the room
-        person_i = cutout.resize((size, size), Image.LANCZOS)
-        x = round(-100 + t * (W - size + 200))
-        y = H - size + round(12 * np.sin(t * 6 * np.pi))  # a small bob per step
+        size, x, y = placement(i, args.frames)
+        person_i = person.resize((size, size), Image.LANCZOS)
         frame = scene.copy()
         frame.paste(person_i, (x, y), person_i)
         frame.save(args.out / f"frame_{i:04d}.jpg", quality=92)
